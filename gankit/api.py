@@ -1,0 +1,147 @@
+"""The Python API: `train(...)` and `load_generator(...)`.
+
+    from gankit import train, load_generator
+    result = train(data={"source": "digits", "size": 32}, steps=200)
+    G = load_generator(result.run_dir)
+    images = G.sample(16)          # (16, C, H, W) floats in [0, 1]
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import torch
+import yaml
+
+from .config import DEFAULT_STEPS, TrainConfig, from_dict, merge, resolve_config, to_dict, validate
+from .data import load_dataset
+from .errors import GankitError
+from .training import checkpoint as ckpt
+from .training.trainer import TrainResult, Trainer, select_device
+from .variants import DataSpec, get_recipe
+from .visualize import to_unit_range
+
+# Options that may change when a run is resumed: they bound or observe the run but do not change
+# what one step computes. Anything else would silently make a different run.
+RESUMABLE = {"steps", "epochs", "time_budget", "sample_every", "checkpoint_every",
+             "keep_checkpoints", "log_every", "progress", "device"}
+
+
+def _new_run_name(config: TrainConfig) -> str:
+    source = Path(config.data.source).name or "data"
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{config.recipe}-{source}"
+
+
+def _make_run_dir(config: TrainConfig) -> Path:
+    runs = Path(config.runs_dir)
+    if config.name is not None:
+        run_dir = runs / config.name
+        if ckpt.list_checkpoints(run_dir):
+            raise GankitError(
+                f"run folder {run_dir} already holds checkpoints: continue it with "
+                f"`--resume {run_dir}` or choose another --name"
+            )
+    else:
+        base = _new_run_name(config)
+        run_dir, n = runs / base, 1
+        while run_dir.exists():
+            n += 1
+            run_dir = runs / f"{base}-{n}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _write_config(config: TrainConfig, run_dir: Path) -> None:
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None = None,
+          **overrides) -> TrainResult:
+    """Train a GAN. `config` (a TrainConfig or a dict of options) and keyword `overrides`
+    (nested dicts for sections, e.g. `data={"source": "digits"}`) layer over the defaults.
+    `resume` (a run folder or checkpoint) continues a run; only RESUMABLE options may change."""
+    if isinstance(config, TrainConfig):
+        config = to_dict(config)
+    options = merge(config or {}, overrides)
+    if resume is not None:
+        return _resume(resume, options)
+    config = resolve_config(options)
+    if config.steps is None and config.epochs is None and config.time_budget is None:
+        config.steps = DEFAULT_STEPS
+    data = load_dataset(config.data, progress=config.progress)
+    config.data.channels = data.channels  # record what "auto" resolved to
+    run_dir = _make_run_dir(config)
+    trainer = Trainer(config, data, run_dir)  # builds models: a bad size fails before any write
+    _write_config(config, run_dir)
+    return trainer.train()
+
+
+def _resume(path: str | Path, options: dict) -> TrainResult:
+    path = Path(path)
+    checkpoint_file = ckpt.resolve_checkpoint(path)
+    run_dir = checkpoint_file.parent.parent if path.is_file() else path
+    state = ckpt.load_checkpoint(checkpoint_file)
+    config = from_dict(TrainConfig, state["config"], "checkpoint config")
+    saved = to_dict(config)
+    for key, value in options.items():
+        changed = merge(saved[key], value) if isinstance(value, dict) and key in saved else value
+        if key not in RESUMABLE and saved.get(key) != changed:
+            raise GankitError(
+                f"option {key} cannot change when resuming (the run used {saved.get(key)!r}): "
+                "drop it, or start a new run without --resume"
+            )
+        if key in RESUMABLE:
+            setattr(config, key, value)
+    validate(config)
+    data = load_dataset(config.data, progress=config.progress)
+    trainer = Trainer(config, data, run_dir, state=state)
+    _write_config(config, run_dir)
+    return trainer.train()
+
+
+class LoadedGenerator:
+    """The EMA generator of a checkpoint, rebuilt from the config stored inside it."""
+
+    def __init__(self, module: torch.nn.Module, config: TrainConfig, step: int, device: torch.device):
+        self.module, self.config, self.step, self.device = module, config, step, device
+
+    @property
+    def latent_dim(self) -> int:
+        return self.module.latent_dim
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = 0, batch_size: int = 256) -> torch.Tensor:
+        """`n` images as floats in [0, 1], (n, C, H, W), on the CPU. Same seed, same images."""
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        z = torch.randn(n, self.latent_dim, generator=g)
+        return self.generate(z, batch_size)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        out = [to_unit_range(self.module(chunk.to(self.device)), self.module.output_range).cpu()
+               for chunk in z.split(batch_size)]
+        return torch.cat(out) if out else torch.empty(0)
+
+
+def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
+    """Load the EMA generator from a checkpoint file or a run folder (its latest checkpoint)."""
+    state = ckpt.load_checkpoint(path)
+    config = from_dict(TrainConfig, state["config"], "checkpoint config")
+    recipe = get_recipe(config.recipe)
+    data = state.get("data", {})
+    spec = DataSpec(size=config.data.size, channels=data.get("channels") or config.data.channels or 3)
+    G, _ = recipe.build(from_dict(recipe.model_config, config.model, "model"), spec)
+    try:
+        G.load_state_dict(state["G_ema"])
+    except (KeyError, RuntimeError) as err:
+        raise GankitError(
+            f"checkpoint {path} does not match its own config ({str(err)[:160]}): it was damaged "
+            "or edited; use another checkpoint"
+        ) from None
+    device_ = select_device(device)
+    return LoadedGenerator(G.to(device_).eval(), config, int(state["step"]), device_)
+
+
+__all__ = ["train", "load_generator", "LoadedGenerator", "TrainResult"]

@@ -1,0 +1,166 @@
+"""Command line: `gankit train | sample | list`.
+
+Every user error ends as one line on stderr (`error: ...` saying what to do) and exit code 2;
+never a traceback. Training options map one-to-one onto TrainConfig fields; `--set a.b=v` reaches
+any other field, and `--config preset.yaml` loads a preset first.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+
+from .errors import GankitError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train, evaluate and use GANs on your own images.",
+)
+
+
+class Crop(str, Enum):
+    center = "center"
+    random = "random"
+    none = "none"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+def _parse_set(items: list[str]) -> dict:
+    """`--set optim.lr_g=1e-4` -> {"optim": {"lr_g": 0.0001}} (values parsed as YAML scalars)."""
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise GankitError(f"--set {item!r} must look like key=value, e.g. --set optim.lr_g=1e-4")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+@app.command()
+def train(
+    data: Optional[str] = typer.Option(None, help="Built-in dataset (see `gankit list`) or a folder of images. [default: mnist5k]"),
+    size: Optional[int] = typer.Option(None, help="Image size in pixels (a power of two for DCGAN). [default: 32]"),
+    channels: Optional[int] = typer.Option(None, help="1 or 3. [default: the data's own]"),
+    crop: Optional[Crop] = typer.Option(None, help="How non-square images become square. [default: center]"),
+    labels: Optional[bool] = typer.Option(None, "--labels/--no-labels", help="Class labels from sub-folder names."),
+    bbox: Optional[str] = typer.Option(None, help="Bounding boxes: a CSV (file,x,y,w,h) or a CUB-200-2011 root."),
+    data_root: Optional[str] = typer.Option(None, help="Where torchvision datasets are kept / downloaded."),
+    limit: Optional[int] = typer.Option(None, help="Use only this many images."),
+    recipe: Optional[str] = typer.Option(None, help="GAN recipe (see `gankit list`). [default: dcgan]"),
+    steps: Optional[int] = typer.Option(None, help="Total training steps. [default: 3000 if no other bound]"),
+    epochs: Optional[float] = typer.Option(None, help="Total passes over the data."),
+    time_budget: Optional[float] = typer.Option(None, help="Seconds to train in this invocation."),
+    batch: Optional[int] = typer.Option(None, help="Images per step. [default: 128]"),
+    seed: Optional[int] = typer.Option(None, help="Random seed. [default: 0]"),
+    name: Optional[str] = typer.Option(None, help="Run folder name under --runs-dir. [default: dated, unique]"),
+    runs_dir: Optional[str] = typer.Option(None, help="Parent folder of runs. [default: runs]"),
+    ema_decay: Optional[float] = typer.Option(None, help="EMA decay of G's weights. [default: 0.99]"),
+    sample_every: Optional[int] = typer.Option(None, help="Steps between sample grids. [default: 500]"),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints. [default: 1000]"),
+    keep: Optional[int] = typer.Option(None, help="Checkpoints to keep. [default: 3]"),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N. [default: auto]"),
+    precision: Optional[Precision] = typer.Option(None, help="fp32, or bf16 autocast. [default: fp32]"),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC layout. [default: on]"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar. [default: on]"),
+    config: Optional[Path] = typer.Option(None, help="YAML preset applied before the other options."),
+    set_: list[str] = typer.Option([], "--set", help="Any config field: --set optim.lr_g=1e-4 (repeatable)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder (or from this checkpoint)."),
+):
+    """Train a GAN (default: the keras-io GAN-ADA DCGAN on the built-in mnist5k digits)."""
+    from .api import train as run_training
+    from .config import load_yaml, merge
+
+    flat = {
+        "recipe": recipe, "steps": steps, "epochs": epochs, "time_budget": time_budget,
+        "batch": batch, "seed": seed, "name": name, "runs_dir": runs_dir, "ema_decay": ema_decay,
+        "sample_every": sample_every, "checkpoint_every": checkpoint_every,
+        "keep_checkpoints": keep, "device": device, "channels_last": channels_last,
+        "progress": progress, "precision": precision.value if precision else None,
+    }
+    data_options = {
+        "source": data, "size": size, "channels": channels, "crop": crop.value if crop else None,
+        "labels": labels, "bbox": bbox, "root": data_root, "limit": limit,
+    }
+    options = load_yaml(config) if config else {}
+    options = merge(options, {k: v for k, v in flat.items() if v is not None})
+    given_data = {k: v for k, v in data_options.items() if v is not None}
+    if given_data:
+        options = merge(options, {"data": given_data})
+    options = merge(options, _parse_set(set_))
+    result = run_training(options, resume=resume)
+    typer.echo(f"trained {result.step} steps ({result.images_seen} images); run folder: {result.run_dir}")
+    typer.echo(f"latest checkpoint: {result.checkpoint}")
+
+
+@app.command()
+def sample(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint file, or a run folder (its latest checkpoint)."),
+    n: int = typer.Option(64, help="Number of images."),
+    out: Path = typer.Option(..., help="x.png: one grid; x.npz: uint8 array `images` (N, H, W, C); a folder: one PNG each."),
+    seed: int = typer.Option(0, help="Seed of the latents: the same seed gives the same images."),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+):
+    """Generate images with the EMA generator of a checkpoint."""
+    from .api import load_generator
+    from .visualize import save_folder, save_grid, save_npz
+
+    if n < 1:
+        raise GankitError(f"--n {n}: ask for at least one image")
+    generator = load_generator(checkpoint, device=device)
+    images = generator.sample(n, seed=seed)
+    suffix = out.suffix.lower()
+    if suffix == ".npz":
+        save_npz(images, out)
+    elif suffix in (".png", ".jpg", ".jpeg", ".webp"):
+        save_grid(images, out)
+    elif suffix:
+        raise GankitError(f"--out {out}: use a .png (grid), a .npz (array) or a folder name")
+    else:
+        save_folder(images, out)
+    typer.echo(f"wrote {n} samples from step {generator.step} to {out}")
+
+
+@app.command("list")
+def list_registered():
+    """List the registered recipes, losses, update strategies and datasets."""
+    from .data import DATASETS
+    from .losses import LOSSES
+    from .training.updates import UPDATES
+    from .variants import RECIPES
+
+    for title, registry in (("recipes", RECIPES), ("losses", LOSSES), ("updates", UPDATES),
+                            ("datasets", DATASETS)):
+        typer.echo(f"{title}: {', '.join(registry.names())}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    # Click handles its own usage errors (one "Error: ..." line after the usage); ours are
+    # GankitError, which carries the fix and must never show a traceback.
+    try:
+        app(args=argv, prog_name="gankit")
+    except GankitError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

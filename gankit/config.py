@@ -1,0 +1,198 @@
+"""Typed run configuration: dataclass defaults < recipe defaults < YAML preset < command line.
+
+Every field carries a default and a one-line reason. Unknown keys are an error (a typo must not
+silently train the wrong thing). The resolved config is written into each run folder and stored
+in every checkpoint; it alone rebuilds the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import GankitError
+
+
+@dataclass
+class DataConfig:
+    source: str = "mnist5k"  # a built-in dataset name (`gankit list`) or a folder of images
+    size: int = 32  # images are cropped and resized to size x size
+    channels: int | None = None  # 1 or 3; None: the dataset's own (folders: 1 only if all grey)
+    crop: str = "center"  # center | random | none (none squashes the whole image to a square)
+    labels: bool = False  # folder datasets: class labels from sub-folder names
+    background: str = "white"  # colour that transparent pixels are composited onto
+    bbox: str | None = None  # CSV of (file, x, y, w, h) or a CUB-200-2011 root: crop around boxes
+    bbox_padding: float = 0.25  # the square crop is the box's longer side times (1 + padding)
+    root: str | None = None  # where torchvision datasets live / are downloaded to
+    download: bool = True  # torchvision datasets: download when not on disk and a network exists
+    cache: bool = True  # folders: keep decoded images in an on-disk cache keyed by their content
+    limit: int | None = None  # use only the first `limit` images (after the fixed shuffle)
+
+
+@dataclass
+class OptimConfig:
+    lr_g: float = 2e-4  # Adam learning rate of G (DCGAN paper / keras-io GAN-ADA)
+    lr_d: float = 2e-4  # Adam learning rate of D
+    beta1: float = 0.5  # a low beta1 damps the oscillation of adversarial training (DCGAN paper)
+    beta2: float = 0.999  # Adam default
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = "dcgan"  # which GAN recipe (models + loss + defaults); `gankit list recipes`
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict = field(default_factory=dict)  # the recipe's model options (its own dataclass)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: str = "nonsaturating"  # adversarial loss on D's logits; `gankit list losses`
+    update: str = "joint"  # joint: one G and D pass feed both losses (keras GAN-ADA); alternating
+    d_steps: int = 1  # alternating update: D steps per G step
+    batch: int = 128  # images per step
+    steps: int | None = None  # total G steps; with epochs and time_budget, the first reached wins
+    epochs: float | None = None  # total passes over the data, converted to steps
+    time_budget: float | None = None  # seconds of training in this invocation
+    seed: int = 0  # seeds data order, initial weights, latents and dropout
+    ema_decay: float = 0.99  # EMA of G's weights, used for all samples (keras GAN-ADA: 0.99)
+    sample_every: int = 500  # steps between sample grids of the fixed latents
+    checkpoint_every: int = 1000  # steps between checkpoints (one is always written at the end)
+    keep_checkpoints: int = 3  # older checkpoints are deleted beyond this many
+    log_every: int = 10  # steps between scalar logs (TensorBoard, metrics.jsonl)
+    grid_size: int = 64  # images in each sample grid (a square number looks best)
+    name: str | None = None  # run folder name; None: a new dated unique name
+    runs_dir: str = "runs"  # parent folder of run folders
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 (autocast; needs CPU bf16 support or CUDA)
+    channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and CUDA
+    progress: bool = True  # show a progress bar
+
+
+DEFAULT_STEPS = 3000  # when no bound is given: ~8 minutes at 32 px on a 2-core CPU
+
+
+# --------------------------------------------------------------------------------------------
+# dict <-> dataclass, with validation
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is not None:
+        return isinstance(value, origin)
+    return isinstance(value, annotation)
+
+
+def from_dict(cls: type, values: dict, where: str = "config") -> Any:
+    """Build dataclass `cls` from `values`; unknown keys and wrong types are user errors."""
+    if not isinstance(values, dict):
+        raise GankitError(f"{where} must be a mapping of options, not {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise GankitError(
+            f"unknown option {where}.{unknown[0]}: valid options are {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = from_dict(hint, value, f"{where}.{key}")
+            continue
+        if hint is float or (typing.get_origin(hint) in (typing.Union, types.UnionType)
+                             and float in typing.get_args(hint)):
+            value = float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if not _type_ok(value, hint):
+            raise GankitError(f"option {where}.{key}={value!r} should be of type {_hint_name(hint)}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _hint_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def to_dict(obj: Any) -> dict:
+    return dataclasses.asdict(obj)
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Recursively merge `override` into a copy of `base` (nested dicts merge, others replace)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise GankitError(f"config file {path} not found: give the path of a YAML preset")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise GankitError(f"config file {path} is not valid YAML ({err}); fix the file") from None
+    if not isinstance(values, dict):
+        raise GankitError(f"config file {path} must hold a mapping of options")
+    return values
+
+
+def resolve_config(overrides: dict | None = None) -> TrainConfig:
+    """Dataclass defaults < the recipe's defaults < `overrides`, validated."""
+    from .variants import get_recipe  # local import: recipes import models, models import config
+
+    overrides = overrides or {}
+    recipe_name = overrides.get("recipe", TrainConfig.recipe)
+    recipe = get_recipe(recipe_name)
+    values = merge(to_dict(TrainConfig()), recipe.defaults)
+    values = merge(values, overrides)
+    config = from_dict(TrainConfig, values)
+    # The model options are the recipe's own dataclass: fill its defaults, reject unknown keys.
+    config.model = to_dict(from_dict(recipe.model_config, config.model, "model"))
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    """Checks that need more than one field or a range; each names the fix."""
+    choices = {
+        "data.crop": (config.data.crop, ("center", "random", "none")),
+        "update": (config.update, ("joint", "alternating")),
+        "precision": (config.precision, ("fp32", "bf16")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise GankitError(f"option {key}={value!r} is not valid: use one of {', '.join(allowed)}")
+    if config.data.channels not in (None, 1, 3):
+        raise GankitError(f"--channels {config.data.channels} is not supported: use 1 or 3")
+    positive = {"batch": config.batch, "data.size": config.data.size, "d_steps": config.d_steps,
+                "sample_every": config.sample_every, "checkpoint_every": config.checkpoint_every,
+                "keep_checkpoints": config.keep_checkpoints, "log_every": config.log_every,
+                "grid_size": config.grid_size}
+    for key, value in positive.items():
+        if value < 1:
+            raise GankitError(f"option {key}={value} must be at least 1")
+    for key, value in {"steps": config.steps, "epochs": config.epochs,
+                       "time_budget": config.time_budget}.items():
+        if value is not None and value <= 0:
+            raise GankitError(f"option {key}={value} must be positive")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise GankitError(f"ema_decay={config.ema_decay} must be in [0, 1): 0.99 or 0.999 are usual")
+    if config.data.limit is not None and config.data.limit < 1:
+        raise GankitError(f"data.limit={config.data.limit} must be at least 1")

@@ -1,0 +1,94 @@
+"""`ImageData`: a whole dataset decoded once into uint8 memory; the registry of named datasets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..config import DataConfig
+from ..registry import Registry
+from .image import resize_square, to_channels
+
+
+@dataclass
+class ImageData:
+    images: torch.Tensor | list[torch.Tensor]  # uint8 (N, C, size, size); crop random: [(C, h, w)]
+    labels: torch.Tensor | None  # int64 (N,) class indices, or None
+    class_names: list[str] | None  # label index -> name
+    name: str  # the dataset name or the folder path
+    size: int
+    channels: int  # 1 or 3
+
+    def __post_init__(self):
+        assert self.channels in (1, 3), self.channels
+        assert len(self.images) > 0, "loaders raise GankitError before returning no images"
+        if isinstance(self.images, torch.Tensor):
+            assert self.images.dtype == torch.uint8, self.images.dtype
+            assert self.images.shape[1:] == (self.channels, self.size, self.size), self.images.shape
+        else:
+            for image in self.images:
+                assert image.dtype == torch.uint8 and image.ndim == 3, (image.dtype, image.shape)
+                assert image.shape[0] == self.channels and min(image.shape[1:]) == self.size
+        if self.labels is not None:
+            assert self.labels.dtype == torch.int64 and self.labels.shape == (len(self),)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, indices: torch.Tensor, generator: torch.Generator | None = None
+              ) -> torch.Tensor:
+        """float32 (B, C, size, size) in [0, 1] for the images at `indices`.
+
+        Random crops (crop="random") take their offsets from the CPU `generator` only, never from
+        the global RNG, so a run is reproducible and resumable; without a generator they are
+        centre crops (deterministic, e.g. for metrics).
+        """
+        if isinstance(self.images, torch.Tensor):
+            return self.images[indices].float().div_(255)
+        indices = indices.tolist()
+        if generator is None:
+            where = torch.full((len(indices), 2), 0.5)
+        else:
+            where = torch.rand(len(indices), 2, generator=generator)  # one draw per batch
+        crops = []
+        for i, (u, v) in zip(indices, where.tolist()):
+            image = self.images[i]  # (C, h, w)
+            slack_h, slack_w = image.shape[1] - self.size, image.shape[2] - self.size
+            top, left = int(u * (slack_h + 1)), int(v * (slack_w + 1))  # u, v < 1: top <= slack_h
+            crops.append(image[:, top:top + self.size, left:left + self.size])
+        return torch.stack(crops).float().div_(255)  # (B, C, size, size)
+
+
+# name -> loader(cfg, progress) -> ImageData
+DATASETS: Registry[Callable[[DataConfig, bool], ImageData]] = Registry("dataset", check=callable)
+
+
+def limited(cfg: DataConfig, n: int) -> int:
+    """How many of a dataset's n images to use."""
+    return n if cfg.limit is None else min(cfg.limit, n)
+
+
+def from_square_arrays(name: str, images: torch.Tensor, labels: torch.Tensor | None,
+                       class_names: list[str] | None, cfg: DataConfig) -> ImageData:
+    """An in-memory dataset of square uint8 images (N, C, h, h), already limited, -> ImageData.
+
+    The images are square already, so every crop mode keeps them whole.
+    """
+    images = to_channels(images, cfg.channels or images.shape[1])  # before resizing: less work
+    images = resize_square(images, cfg.size)
+    return ImageData(images, labels, class_names, name, cfg.size, images.shape[1])
+
+
+def from_decoded(name: str, images: list[torch.Tensor], labels: torch.Tensor | None,
+                 class_names: list[str] | None, cfg: DataConfig) -> ImageData:
+    """Images decoded one by one (each (C, h, w) with C its own 1 or 3) -> ImageData.
+
+    Without cfg.channels the dataset is greyscale only if every image is.
+    """
+    channels = cfg.channels or max(image.shape[0] for image in images)
+    images = [to_channels(image, channels) for image in images]
+    if cfg.crop != "random":
+        images = torch.stack(images)  # (N, C, size, size)
+    return ImageData(images, labels, class_names, name, cfg.size, channels)

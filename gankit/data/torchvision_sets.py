@@ -1,0 +1,105 @@
+"""Standard torchvision datasets (training split), read from disk or downloaded once.
+
+The root is cfg.root, else $GANKIT_DATA, else ~/.cache/gankit/torchvision. torchvision is
+imported inside the loaders: it takes seconds, and most runs use a folder or a built-in.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..config import DataConfig
+from ..errors import GankitError
+from .dataset import DATASETS, ImageData, from_decoded, from_square_arrays, limited
+from .image import Preprocess
+
+
+@dataclass(frozen=True)
+class _Source:
+    dataset: str  # the torchvision.datasets class
+    options: dict  # its arguments that select the training split
+    folder: str  # where torchvision expects the files, relative to the root
+    files: str  # what a user should put there, for the error message
+
+
+_SOURCES = {
+    "mnist": _Source("MNIST", {"train": True}, "MNIST/raw",
+                     "MNIST files (train-images-idx3-ubyte, ...)"),
+    "fashion-mnist": _Source("FashionMNIST", {"train": True}, "FashionMNIST/raw",
+                             "Fashion-MNIST files (train-images-idx3-ubyte, ...)"),
+    "cifar10": _Source("CIFAR10", {"train": True}, "cifar-10-batches-py",
+                       "CIFAR-10 python batches (data_batch_1, ...)"),
+    # target_type=[]: CelebA has attributes, not classes, and a GAN needs neither
+    "celeba": _Source("CelebA", {"split": "train", "target_type": []}, "celeba",
+                      "CelebA files (img_align_celeba/ and the list_*.txt files)"),
+}
+
+
+def data_root(cfg: DataConfig) -> Path:
+    root = cfg.root or os.environ.get("GANKIT_DATA") or "~/.cache/gankit/torchvision"
+    return Path(root).expanduser()
+
+
+def _open(name: str, cfg: DataConfig) -> Any:
+    import torchvision.datasets
+
+    source = _SOURCES[name]
+    make = getattr(torchvision.datasets, source.dataset)
+    root = data_root(cfg)
+    where = root / source.folder
+    fix = f"put the torchvision {source.files} there or pass --data-root"
+    try:
+        return make(root, download=False, **source.options)
+    except Exception:  # torchvision raises RuntimeError when absent, others when files are damaged
+        if not cfg.download:
+            raise GankitError(f"{name} is not on disk under {where} and downloading is off: {fix}, "
+                              "or allow downloading with --set data.download=true") from None
+    try:
+        return make(root, download=True, **source.options)
+    except Exception as err:  # no network, a server refusing, gdown missing, a full disk, ...
+        lines = str(err).strip().splitlines()
+        reason = lines[-1] if lines else type(err).__name__  # MNIST's last line holds the cause
+        raise GankitError(f"{name} is not on disk under {where} and could not be downloaded "
+                          f"({reason}): {fix}") from None
+
+
+def _mnist_like(name: str):
+    def load(cfg: DataConfig, progress: bool = True) -> ImageData:
+        dataset = _open(name, cfg)
+        n = limited(cfg, len(dataset.data))
+        images = dataset.data[:n].unsqueeze(1)  # (n, 1, 28, 28) uint8, no per-image PIL round trip
+        labels = dataset.targets[:n].long()
+        return from_square_arrays(name, images, labels, list(dataset.classes), cfg)
+
+    return load
+
+
+DATASETS.register("mnist", _mnist_like("mnist"))
+DATASETS.register("fashion-mnist", _mnist_like("fashion-mnist"))
+
+
+@DATASETS.register("cifar10")
+def load_cifar10(cfg: DataConfig, progress: bool = True) -> ImageData:
+    dataset = _open("cifar10", cfg)
+    n = limited(cfg, len(dataset.data))
+    images = torch.from_numpy(dataset.data[:n]).permute(0, 3, 1, 2)  # HWC -> (n, 3, 32, 32)
+    labels = torch.from_numpy(np.asarray(dataset.targets[:n], dtype=np.int64))
+    return from_square_arrays("cifar10", images.contiguous(), labels, list(dataset.classes), cfg)
+
+
+@DATASETS.register("celeba")
+def load_celeba(cfg: DataConfig, progress: bool = True) -> ImageData:
+    """Aligned 178x218 CelebA faces, decoded one by one and cropped like folder images."""
+    dataset = _open("celeba", cfg)
+    n = limited(cfg, len(dataset))
+    preprocess = Preprocess.from_config(cfg)
+    images = [preprocess(dataset[i][0])
+              for i in tqdm(range(n), desc="decoding celeba", unit="img", disable=not progress)]
+    return from_decoded("celeba", images, None, None, cfg)

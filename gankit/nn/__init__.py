@@ -1,0 +1,5 @@
+"""Layers shared by several architectures."""
+
+from .layers import ShiftOnlyBatchNorm
+
+__all__ = ["ShiftOnlyBatchNorm"]

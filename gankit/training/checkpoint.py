@@ -1,0 +1,107 @@
+"""Checkpoints: everything needed to continue a run, as tensors that load without running code.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts written by `torch.save` and
+read back with `torch.load(weights_only=True)`, which refuses to unpickle code. Writes go to a
+temporary file in the same folder and are moved into place with `os.replace` (atomic on POSIX),
+so a kill during a save never leaves the latest checkpoint unreadable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from ..errors import GankitError
+
+FORMAT = "gankit-checkpoint"
+VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"^step-(\d+)\.pt$")
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
+
+
+def save_checkpoint(state: dict, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """A run's checkpoints, oldest first."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder meaning its latest checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        found = list_checkpoints(path)
+        if not found:
+            raise GankitError(
+                f"{path} holds no checkpoint (expected {CHECKPOINT_DIR}/step-*.pt): "
+                "give a run folder that has trained for at least one checkpoint, or a .pt file"
+            )
+        return found[-1]
+    if not path.exists():
+        raise GankitError(f"checkpoint {path} does not exist: give a run folder or a checkpoint file")
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated, not a torch file, or holds code (refused by weights_only)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise GankitError(
+            f"cannot read checkpoint {path} ({reason[:160]}): it is damaged or not a gankit "
+            "checkpoint; use an earlier one from the run's checkpoints/ folder"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise GankitError(
+            f"{path} is not a gankit checkpoint: give a file written by `gankit train` "
+            "(runs/NAME/checkpoints/step-*.pt) or its run folder"
+        )
+    if state.get("version", 0) > VERSION:
+        raise GankitError(
+            f"{path} was written by a newer gankit (format {state['version']}): upgrade gankit"
+        )
+    return state
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoints."""
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)

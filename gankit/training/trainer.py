@@ -1,0 +1,267 @@
+"""The one training loop. Every GAN variant plugs in through its recipe (models), its loss and
+an update strategy; nothing here looks at which variant is running.
+
+Reproducibility: the data order and crops of batch k are a function of (seed, k) alone, and
+latents and dropout come from the global torch RNG whose state is checkpointed, so N steps,
+a resume and N more steps give bit-for-bit the weights of 2N uninterrupted steps (on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import TrainConfig, from_dict, to_dict
+from ..data import ImageData
+from ..errors import GankitError
+from ..losses import get_loss
+from ..variants import DataSpec, get_recipe
+from ..visualize import from_unit_range, save_grid, to_unit_range
+from . import checkpoint as ckpt
+from .ema import EMA
+from .logging import JsonLinesSink, ProgressSink, Reporter, TensorBoardSink, report
+from .updates import UPDATES, Nets
+
+
+def derive_seed(seed: int, purpose: str, index: int = 0) -> int:
+    """An independent 63-bit seed per (run seed, purpose, index): no stream overlaps another."""
+    digest = hashlib.blake2b(f"{seed}/{purpose}/{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GankitError(f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GankitError(f"--device {name} asked for CUDA but none is available: use --device cpu")
+    return device
+
+
+def cpu_supports_bf16() -> bool:
+    """True where oneDNN has native bf16 kernels (AVX-512 BF16 or AMX); elsewhere bf16 is
+    emulated and far slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast_factory(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext
+    if device.type == "cpu" and not cpu_supports_bf16():
+        raise GankitError(
+            "--precision bf16 needs a CPU with native bf16 (AVX-512 BF16 or AMX); this one would "
+            "emulate it slowly: use --precision fp32"
+        )
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+class BatchStream:
+    """Batch k holds positions [k*B, (k+1)*B) of an endless sequence of per-epoch permutations."""
+
+    def __init__(self, data: ImageData, batch: int, seed: int):
+        self.data, self.batch, self.seed = data, batch, seed
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            if len(self._perms) > 4:
+                self._perms.pop(min(self._perms))
+            g = torch.Generator().manual_seed(derive_seed(self.seed, "order", epoch))
+            self._perms[epoch] = torch.randperm(len(self.data), generator=g)
+        return self._perms[epoch]
+
+    def indices(self, k: int) -> torch.Tensor:
+        n = len(self.data)
+        positions = range(k * self.batch, (k + 1) * self.batch)
+        return torch.stack([self._permutation(p // n)[p % n] for p in positions])
+
+    def images(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = self.indices(k)
+        crops = torch.Generator().manual_seed(derive_seed(self.seed, "crop", k))
+        images = self.data.batch(idx, crops)  # (B, C, S, S) in [0, 1]
+        labels = self.data.labels[idx] if self.data.labels is not None else None
+        return images, labels
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    images_seen: int
+    checkpoint: Path
+    scalars: dict
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, data: ImageData, run_dir: Path, state: dict | None = None):
+        self.config, self.data, self.run_dir = config, data, Path(run_dir)
+        self.device = select_device(config.device)
+        self.autocast = autocast_factory(self.device, config.precision)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        recipe = get_recipe(config.recipe)
+
+        torch.manual_seed(config.seed)  # initial weights
+        spec = DataSpec(size=data.size, channels=data.channels)
+        G, D = recipe.build(from_dict(recipe.model_config, config.model, "model"), spec)
+        G = G.to(self.device, memory_format=self.memory_format)
+        D = D.to(self.device, memory_format=self.memory_format)
+        opt = config.optim
+        self.nets = Nets(
+            G=G,
+            D=D,
+            opt_g=torch.optim.Adam(G.parameters(), lr=opt.lr_g, betas=(opt.beta1, opt.beta2)),
+            opt_d=torch.optim.Adam(D.parameters(), lr=opt.lr_d, betas=(opt.beta1, opt.beta2)),
+            loss=get_loss(config.loss),
+            device=self.device,
+            autocast=self.autocast,
+            memory_format=self.memory_format,
+        )
+        self.update = UPDATES.get(config.update)
+        self.ema = EMA(G, config.ema_decay)
+        self.stream = BatchStream(data, config.batch, config.seed)
+        self.step = 0
+        self.batches_drawn = 0
+        self.images_seen = 0
+        g = torch.Generator().manual_seed(derive_seed(config.seed, "grid"))
+        self.grid_latents = torch.randn(config.grid_size, G.latent_dim, generator=g)
+        if state is not None:
+            self._load_state(state)
+        else:
+            torch.manual_seed(derive_seed(config.seed, "train"))  # latents and dropout from here
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        return {
+            "config": to_dict(self.config),
+            "step": self.step,
+            "batches_drawn": self.batches_drawn,
+            "images_seen": self.images_seen,
+            "G": self.nets.G.state_dict(),
+            "D": self.nets.D.state_dict(),
+            "G_ema": self.ema.model.state_dict(),
+            "opt_g": self.nets.opt_g.state_dict(),
+            "opt_d": self.nets.opt_d.state_dict(),
+            "rng": ckpt.rng_state(self.device),
+            "data": {"name": self.data.name, "size": self.data.size, "channels": self.data.channels,
+                     "num_images": len(self.data), "class_names": self.data.class_names},
+        }
+
+    def _load_state(self, state: dict) -> None:
+        try:
+            self.nets.G.load_state_dict(state["G"])
+            self.nets.D.load_state_dict(state["D"])
+            self.ema.model.load_state_dict(state["G_ema"])
+            self.nets.opt_g.load_state_dict(state["opt_g"])
+            self.nets.opt_d.load_state_dict(state["opt_d"])
+            self.step, self.batches_drawn = int(state["step"]), int(state["batches_drawn"])
+            self.images_seen = int(state["images_seen"])
+            ckpt.restore_rng_state(state["rng"], self.device)
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise GankitError(
+                f"the checkpoint does not match the model its config describes ({str(err)[:160]}): "
+                "it was damaged or edited; resume from an earlier checkpoint"
+            ) from None
+
+    def save_checkpoint(self) -> Path:
+        path = ckpt.save_checkpoint(self.state_dict(), ckpt.checkpoint_path(self.run_dir, self.step))
+        ckpt.prune_checkpoints(self.run_dir, self.config.keep_checkpoints)
+        return path
+
+    # ---------------------------------------------------------------- pieces
+    def _next_batch(self):
+        images, labels = self.stream.images(self.batches_drawn)
+        self.batches_drawn += 1
+        self.images_seen += images.shape[0]
+        images = from_unit_range(images, self.nets.G.output_range)
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        if labels is not None:
+            labels = labels.to(self.device)
+        return images, labels
+
+    @torch.no_grad()
+    def save_samples(self) -> Path:
+        G = self.ema.model
+        chunks = [to_unit_range(G(z.to(self.device)), G.output_range).cpu()
+                  for z in self.grid_latents.split(256)]
+        return save_grid(torch.cat(chunks), self.run_dir / "samples" / f"step-{self.step:08d}.png")
+
+    def total_steps(self) -> int | None:
+        bounds = []
+        if self.config.steps is not None:
+            bounds.append(self.config.steps)
+        if self.config.epochs is not None:
+            bounds.append(math.ceil(self.config.epochs * len(self.data) / self.config.batch))
+        return min(bounds) if bounds else None
+
+    # ---------------------------------------------------------------- loop
+    def train(self) -> TrainResult:
+        cfg = self.config
+        total = self.total_steps()
+        budget = cfg.time_budget
+        if total is not None and self.step >= total:
+            raise GankitError(
+                f"this run has already trained {self.step} of its {total} steps: pass a larger "
+                "--steps (or --epochs / --time-budget) to train further"
+            )
+        sinks = [JsonLinesSink(self.run_dir / "metrics.jsonl"), TensorBoardSink(self.run_dir / "tensorboard")]
+        if total is not None:
+            bar = ProgressSink(total, self.step, "step", cfg.progress)
+        else:
+            bar = ProgressSink(int(math.ceil(budget)), 0, "s", cfg.progress)
+        self.nets.G.train()
+        self.nets.D.train()
+        start = time.perf_counter()
+        interval_start, interval_images, side_time = start, 0, 0.0
+        last_checkpoint = None
+        with Reporter(sinks + [bar]) as reporter:
+            try:
+                while True:
+                    elapsed = time.perf_counter() - start
+                    if (total is not None and self.step >= total) or (budget is not None and elapsed >= budget):
+                        break
+                    seen_before = self.images_seen
+                    stats = self.update(self.nets, self._next_batch, cfg.d_steps)
+                    self.ema.update(self.nets.G)
+                    self.step += 1
+                    interval_images += self.images_seen - seen_before
+                    for name, value in stats.items():
+                        report(name, value)
+
+                    side_start = time.perf_counter()
+                    if self.step % cfg.sample_every == 0:
+                        self.save_samples()
+                    if self.step % cfg.checkpoint_every == 0:
+                        last_checkpoint = self.save_checkpoint()
+                    side_time += time.perf_counter() - side_start
+
+                    if self.step % cfg.log_every == 0:
+                        now = time.perf_counter()
+                        train_time = max(now - interval_start - side_time, 1e-9)
+                        report("speed/images_per_s", interval_images / train_time)
+                        report("progress/kimg", self.images_seen / 1000)
+                        reporter.flush(self.step)
+                        interval_start, interval_images, side_time = now, 0, 0.0
+                    bar.advance_to(self.step if total is not None else int(time.perf_counter() - start))
+            except KeyboardInterrupt:
+                path = self.save_checkpoint()
+                raise GankitError(
+                    f"interrupted at step {self.step}; saved {path}: continue with "
+                    f"`gankit train --resume {self.run_dir}`"
+                ) from None
+            reporter.flush(self.step)
+            self.save_samples()
+            if last_checkpoint is None or self.step % cfg.checkpoint_every != 0:
+                last_checkpoint = self.save_checkpoint()
+            return TrainResult(self.run_dir, self.step, self.images_seen, last_checkpoint, dict(reporter.last))

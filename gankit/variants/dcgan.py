@@ -1,0 +1,34 @@
+"""The default recipe: the keras-io GAN-ADA DCGAN with the non-saturating loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..models.dcgan import DCGANDiscriminator, DCGANGenerator
+from .base import RECIPES, DataSpec, Recipe
+
+
+@dataclass
+class DCGANOptions:
+    latent_dim: int = 64  # noise size of the keras-io example
+    width: int = 128  # channels of every conv layer in G and D
+    dropout: float = 0.4  # before D's final linear layer; slows D's memorisation of small data
+
+
+def build(options: DCGANOptions, data: DataSpec):
+    generator = DCGANGenerator(data.size, data.channels, options.latent_dim, options.width)
+    discriminator = DCGANDiscriminator(data.size, data.channels, options.width, options.dropout)
+    return generator, discriminator
+
+
+RECIPES.register(
+    "dcgan",
+    Recipe(
+        name="dcgan",
+        description="DCGAN of the keras-io GAN-ADA example (sigmoid output, BN, NS loss)",
+        model_config=DCGANOptions,
+        build=build,
+        defaults={"loss": "nonsaturating", "update": "joint"},
+        tiny={"latent_dim": 8, "width": 8},
+    ),
+)

@@ -1,0 +1,130 @@
+"""End to end through the command line, as a user types it."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gankit.cli import main
+from gankit.training import checkpoint as ckpt
+
+TINY = ["--data", "digits", "--size", "16", "--batch", "8", "--no-progress",
+        "--set", "model.width=8", "--set", "model.latent_dim=8", "--sample-every", "2",
+        "--checkpoint-every", "2"]
+
+
+def run(argv, capsys):
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_sample_resume_end_to_end(tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    code, out, err = run(["train", *TINY, "--steps", "3", "--runs-dir", runs, "--name", "split"], capsys)
+    assert code == 0, err
+    run_dir = tmp_path / "runs" / "split"
+    assert "trained 3 steps" in out and (run_dir / "samples" / "step-00000002.png").is_file()
+
+    code, _, err = run(["train", "--resume", str(run_dir), "--steps", "6", "--no-progress"], capsys)
+    assert code == 0, err
+    code, _, err = run(["train", *TINY, "--steps", "6", "--runs-dir", runs, "--name", "straight"], capsys)
+    assert code == 0, err
+    split = ckpt.load_checkpoint(run_dir)["G_ema"]
+    straight = ckpt.load_checkpoint(tmp_path / "runs" / "straight")["G_ema"]
+    assert all(torch.equal(split[k], straight[k]) for k in split)
+
+    # each output kind; the model is rebuilt from the checkpoint's own config
+    grid, npz, folder = tmp_path / "grid.png", tmp_path / "s.npz", tmp_path / "pngs"
+    for out_path in (grid, npz, folder):
+        code, out, err = run(["sample", str(run_dir), "--n", "5", "--out", str(out_path), "--seed", "1"], capsys)
+        assert code == 0, err
+    assert Image.open(grid).size[0] > 16
+    images = np.load(npz)["images"]
+    assert images.shape == (5, 16, 16, 1) and images.dtype == np.uint8
+    pngs = sorted(folder.iterdir())
+    assert len(pngs) == 5
+    assert np.array_equal(np.asarray(Image.open(pngs[0])), images[0, ..., 0])
+
+    # same seed, same images; a checkpoint file works as well as a run folder
+    again = tmp_path / "again.npz"
+    ckpt_file = ckpt.list_checkpoints(run_dir)[-1]
+    assert run(["sample", str(ckpt_file), "--n", "5", "--out", str(again), "--seed", "1"], capsys)[0] == 0
+    assert np.array_equal(np.load(again)["images"], images)
+
+
+def one_line_error(code, err):
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code != 0
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["train", "--data", "{tmp}/missing"], "does not exist"),
+        (["train", "--data", "{tmp}/empty"], "no image"),
+        (["train", "--data", "{tmp}/corrupt"], "no decodable image"),
+        (["train", "--data", "digits", "--size", "48"], "power of two"),
+        (["train", "--data", "digits", "--channels", "2"], "use 1 or 3"),
+        (["train", "--data", "digits", "--set", "batchsize=3"], "unknown option"),
+        (["train", "--data", "nowhere-dataset"], "neither a built-in dataset"),
+        (["train", "--config", "{tmp}/nope.yaml"], "not found"),
+        (["sample", "{tmp}/missing.pt", "--out", "{tmp}/x.png"], "does not exist"),
+        (["sample", "{tmp}/garbage.pt", "--out", "{tmp}/x.png"], "damaged or not a gankit checkpoint"),
+        (["sample", "{tmp}/foreign.pt", "--out", "{tmp}/x.png"], "not a gankit checkpoint"),
+        (["sample", "{tmp}/empty", "--out", "{tmp}/x.png"], "holds no checkpoint"),
+        (["sample", "{tmp}/foreign.pt", "--out", "{tmp}/x.gif2"], "not a gankit checkpoint"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(tmp_path, capsys, args, expected):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "a.png").write_bytes(b"not a png at all")
+    (tmp_path / "garbage.pt").write_bytes(b"\x00garbage")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if argv[0] == "train":
+        argv += ["--runs-dir", str(tmp_path / "runs"), "--steps", "1", "--no-progress"]
+    code, _, err = run(argv, capsys)
+    line = one_line_error(code, err)
+    assert expected in line, line
+    assert not list((tmp_path / "runs").glob("*/checkpoints/*")) if (tmp_path / "runs").exists() else True
+
+
+def test_unknown_flag_is_a_usage_error_without_traceback(capsys):
+    code, _, err = run(["train", "--sizee", "32"], capsys)
+    assert code == 2 and "No such option" in err and "Traceback" not in err
+
+
+def test_errors_leave_earlier_work_alone(tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    assert run(["train", *TINY, "--steps", "2", "--runs-dir", runs, "--name", "mine"], capsys)[0] == 0
+    run_dir = tmp_path / "runs" / "mine"
+    before = {p.name: p.read_bytes() for p in (run_dir / "checkpoints").iterdir()}
+    code, _, err = run(["train", *TINY, "--steps", "2", "--runs-dir", runs, "--name", "mine"], capsys)
+    assert "already holds checkpoints" in one_line_error(code, err)
+    code, _, err = run(["train", "--resume", str(run_dir), "--batch", "4", "--steps", "4"], capsys)
+    assert "cannot change when resuming" in one_line_error(code, err)
+    assert {p.name: p.read_bytes() for p in (run_dir / "checkpoints").iterdir()} == before
+
+
+def test_console_script_prints_one_line_not_a_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "gankit", "train", "--data", str(tmp_path / "nope")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: data folder") and "Traceback" not in proc.stderr
+
+
+def test_list_shows_registered_names(capsys):
+    code, out, _ = run(["list"], capsys)
+    assert code == 0 and "dcgan" in out and "nonsaturating" in out and "mnist5k" in out

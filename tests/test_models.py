@@ -1,0 +1,98 @@
+"""Contract tests every registered recipe inherits: add a recipe and it is tested here."""
+
+import io
+
+import pytest
+import torch
+
+from gankit.config import from_dict
+from gankit.errors import GankitError
+from gankit.losses import get_loss
+from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.nn import ShiftOnlyBatchNorm
+from gankit.variants import RECIPES, DataSpec, get_recipe
+
+SPECS = [DataSpec(size=16, channels=1), DataSpec(size=32, channels=3)]
+
+
+def build(name, spec):
+    recipe = get_recipe(name)
+    torch.manual_seed(0)
+    return recipe.build(from_dict(recipe.model_config, recipe.tiny), spec)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.size}px{s.channels}c")
+@pytest.mark.parametrize("name", RECIPES.names())
+def test_shapes_and_output_range(name, spec):
+    G, D = build(name, spec)
+    z = torch.randn(5, G.latent_dim)
+    images = G(z)
+    assert images.shape == (5, spec.channels, spec.size, spec.size)
+    low, high = G.output_range
+    assert images.min() >= low and images.max() <= high
+    assert D(images).shape == (5,)
+
+
+@pytest.mark.parametrize("name", RECIPES.names())
+def test_gradients_reach_every_weight_and_a_step_changes_them(name):
+    G, D = build(name, SPECS[0])
+    loss = get_loss(get_recipe(name).defaults.get("loss", "nonsaturating"))
+    low, high = G.output_range
+    real = torch.rand(6, 1, 16, 16) * (high - low) + low
+    losses = {
+        "D": lambda: loss.d_loss(D(real), D(G(torch.randn(6, G.latent_dim)).detach())),
+        "G": lambda: loss.g_loss(D(G(torch.randn(6, G.latent_dim)))),
+    }
+    for net_name, net in (("D", D), ("G", G)):
+        named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+        params = [p for _, p in named]
+        grads = torch.autograd.grad(losses[net_name](), params)
+        for (pname, _), grad in zip(named, grads):
+            assert grad.abs().sum() > 0, f"no gradient reaches {net_name}.{pname}"
+        before = [p.detach().clone() for p in params]
+        opt = torch.optim.Adam(params, lr=1e-3)
+        losses[net_name]().backward(inputs=params)
+        opt.step()
+        unchanged = [n for (n, _), b, p in zip(named, before, params) if torch.equal(b, p)]
+        assert not unchanged, f"one step left {net_name} weights unchanged: {unchanged}"
+
+
+@pytest.mark.parametrize("name", RECIPES.names())
+def test_state_dict_round_trip_gives_identical_outputs(name):
+    G, D = build(name, SPECS[0])
+    G.eval(), D.eval()
+    buffer = io.BytesIO()
+    torch.save({"G": G.state_dict(), "D": D.state_dict()}, buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    torch.manual_seed(1)  # different init: the load must overwrite everything
+    G2, D2 = get_recipe(name).build(from_dict(get_recipe(name).model_config, get_recipe(name).tiny), SPECS[0])
+    G2.load_state_dict(state["G"]), D2.load_state_dict(state["D"])
+    G2.eval(), D2.eval()
+    z = torch.randn(3, G.latent_dim)
+    assert torch.equal(G(z), G2(z)) and torch.equal(D(G(z)), D2(G(z)))
+
+
+def test_dcgan_follows_the_keras_example():
+    G = DCGANGenerator(size=64, channels=3, latent_dim=64, width=128)
+    D = DCGANDiscriminator(size=64, channels=3, width=128, dropout=0.4)
+    linear = G.project[0]
+    assert linear.in_features == 64 and linear.out_features == 4 * 4 * 128 and linear.bias is None
+    convs_g = [m for m in G.upsample if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(convs_g) == 4  # depth = log2(64) - 2 = 4: three inner blocks + the output layer
+    assert all(c.kernel_size == (4, 4) and c.stride == (2, 2) for c in convs_g)
+    assert all(c.bias is None for c in convs_g[:-1]) and convs_g[-1].bias is not None
+    assert isinstance(G.upsample[-1], torch.nn.Sigmoid)
+    norms = [m for m in G.modules() if isinstance(m, ShiftOnlyBatchNorm)]
+    assert len(norms) == 4 and all(n.weight is None and n.bias is not None for n in norms)
+    convs_d = [m for m in D.features if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs_d) == 4 and all(c.bias is None for c in convs_d)
+    assert D.head[1].p == 0.4 and D.head[2].in_features == 128 * 4 * 4
+    leaky = [m for m in D.features if isinstance(m, torch.nn.LeakyReLU)]
+    assert len(leaky) == 4 and all(m.negative_slope == 0.2 for m in leaky)
+
+
+@pytest.mark.parametrize("size", [7, 48, 4, 2048])
+def test_sizes_the_dcgan_cannot_make_are_user_errors(size):
+    with pytest.raises(GankitError, match="power of two"):
+        DCGANGenerator(size=size, channels=3)
