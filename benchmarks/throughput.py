@@ -62,7 +62,7 @@ def build_trainer(mode: str, size: int, channels: int, batch: int, tmp: str) -> 
 
 
 def one_step(trainer: Trainer) -> None:
-    trainer.update(trainer.nets, trainer._next_batch, trainer.config.d_steps)
+    trainer.update.step(trainer.nets, trainer._next_batch, trainer.config.d_steps)
     trainer.ema.update(trainer.nets.G)
 
 

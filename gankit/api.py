@@ -43,6 +43,9 @@ def _make_run_dir(config: TrainConfig) -> Path:
                 f"run folder {run_dir} already holds checkpoints: continue it with "
                 f"`--resume {run_dir}` or choose another --name"
             )
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise GankitError(f"run folder {run_dir} exists and is not empty: choose another --name "
+                              "or remove the folder")
     else:
         base = _new_run_name(config)
         run_dir, n = runs / base, 1
@@ -70,10 +73,13 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
     config = resolve_config(options)
     if config.steps is None and config.epochs is None and config.time_budget is None:
         config.steps = DEFAULT_STEPS
+    recipe = get_recipe(config.recipe)
+    # A size the models cannot make fails here, before any decoding or writing.
+    recipe.check(recipe.options(config.model), DataSpec(config.data.size, config.data.channels or 3))
     data = load_dataset(config.data, progress=config.progress)
     config.data.channels = data.channels  # record what "auto" resolved to
     run_dir = _make_run_dir(config)
-    trainer = Trainer(config, data, run_dir)  # builds models: a bad size fails before any write
+    trainer = Trainer(config, data, run_dir)
     _write_config(config, run_dir)
     return trainer.train()
 
@@ -81,10 +87,16 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
 def _resume(path: str | Path, options: dict) -> TrainResult:
     path = Path(path)
     checkpoint_file = ckpt.resolve_checkpoint(path)
-    run_dir = checkpoint_file.parent.parent if path.is_file() else path
+    in_run = checkpoint_file.parent.name == ckpt.CHECKPOINT_DIR
+    run_dir = checkpoint_file.parent.parent if in_run else None
+    if in_run and checkpoint_file != ckpt.list_checkpoints(run_dir)[-1]:
+        # Continuing an older checkpoint in place would overwrite, then prune, the newer ones.
+        raise GankitError(
+            f"{checkpoint_file.name} is not the newest checkpoint of {run_dir}: resume the run "
+            "folder, or copy that file elsewhere and resume the copy to branch a new run"
+        )
     state = ckpt.load_checkpoint(checkpoint_file)
-    config = from_dict(TrainConfig, state["config"], "checkpoint config")
-    saved = to_dict(config)
+    saved = state["config"]
     for key, value in options.items():
         changed = merge(saved[key], value) if isinstance(value, dict) and key in saved else value
         if key not in RESUMABLE and saved.get(key) != changed:
@@ -92,9 +104,11 @@ def _resume(path: str | Path, options: dict) -> TrainResult:
                 f"option {key} cannot change when resuming (the run used {saved.get(key)!r}): "
                 "drop it, or start a new run without --resume"
             )
-        if key in RESUMABLE:
-            setattr(config, key, value)
+    config = from_dict(TrainConfig, merge(saved, options), "config")
     validate(config)
+    if run_dir is None:  # a checkpoint file from elsewhere: continue it in a new run folder
+        config.name = None
+        run_dir = _make_run_dir(config)
     data = load_dataset(config.data, progress=config.progress)
     trainer = Trainer(config, data, run_dir, state=state)
     _write_config(config, run_dir)
@@ -129,10 +143,9 @@ def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     """Load the EMA generator from a checkpoint file or a run folder (its latest checkpoint)."""
     state = ckpt.load_checkpoint(path)
     config = from_dict(TrainConfig, state["config"], "checkpoint config")
-    recipe = get_recipe(config.recipe)
     data = state.get("data", {})
     spec = DataSpec(size=config.data.size, channels=data.get("channels") or config.data.channels or 3)
-    G, _ = recipe.build(from_dict(recipe.model_config, config.model, "model"), spec)
+    G, _ = get_recipe(config.recipe).make(config.model, spec)
     try:
         G.load_state_dict(state["G_ema"])
     except (KeyError, RuntimeError) as err:

@@ -8,6 +8,7 @@ any other field, and `--config preset.yaml` loads a preset first.
 from __future__ import annotations
 
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -15,7 +16,10 @@ from typing import Optional
 import typer
 import yaml
 
+from .config import DEFAULT_STEPS, DataConfig, TrainConfig
 from .errors import GankitError
+
+_T, _D = TrainConfig, DataConfig  # help texts quote the dataclass defaults: one source of truth
 
 app = typer.Typer(
     add_completion=False,
@@ -57,29 +61,29 @@ def _parse_set(items: list[str]) -> dict:
 
 @app.command()
 def train(
-    data: Optional[str] = typer.Option(None, help="Built-in dataset (see `gankit list`) or a folder of images. [default: mnist5k]"),
-    size: Optional[int] = typer.Option(None, help="Image size in pixels (a power of two for DCGAN). [default: 32]"),
+    data: Optional[str] = typer.Option(None, help=f"Built-in dataset (see `gankit list`) or a folder of images. [default: {_D.source}]"),
+    size: Optional[int] = typer.Option(None, help=f"Image size in pixels (a power of two for DCGAN). [default: {_D.size}]"),
     channels: Optional[int] = typer.Option(None, help="1 or 3. [default: the data's own]"),
-    crop: Optional[Crop] = typer.Option(None, help="How non-square images become square. [default: center]"),
+    crop: Optional[Crop] = typer.Option(None, help=f"How non-square images become square. [default: {_D.crop}]"),
     labels: Optional[bool] = typer.Option(None, "--labels/--no-labels", help="Class labels from sub-folder names."),
     bbox: Optional[str] = typer.Option(None, help="Bounding boxes: a CSV (file,x,y,w,h) or a CUB-200-2011 root."),
     data_root: Optional[str] = typer.Option(None, help="Where torchvision datasets are kept / downloaded."),
     limit: Optional[int] = typer.Option(None, help="Use only this many images."),
-    recipe: Optional[str] = typer.Option(None, help="GAN recipe (see `gankit list`). [default: dcgan]"),
-    steps: Optional[int] = typer.Option(None, help="Total training steps. [default: 3000 if no other bound]"),
+    recipe: Optional[str] = typer.Option(None, help=f"GAN recipe (see `gankit list`). [default: {_T.recipe}]"),
+    steps: Optional[int] = typer.Option(None, help=f"Total training steps. [default: {DEFAULT_STEPS} if no other bound]"),
     epochs: Optional[float] = typer.Option(None, help="Total passes over the data."),
     time_budget: Optional[float] = typer.Option(None, help="Seconds to train in this invocation."),
-    batch: Optional[int] = typer.Option(None, help="Images per step. [default: 128]"),
-    seed: Optional[int] = typer.Option(None, help="Random seed. [default: 0]"),
+    batch: Optional[int] = typer.Option(None, help=f"Images per step. [default: {_T.batch}]"),
+    seed: Optional[int] = typer.Option(None, help=f"Random seed. [default: {_T.seed}]"),
     name: Optional[str] = typer.Option(None, help="Run folder name under --runs-dir. [default: dated, unique]"),
-    runs_dir: Optional[str] = typer.Option(None, help="Parent folder of runs. [default: runs]"),
-    ema_decay: Optional[float] = typer.Option(None, help="EMA decay of G's weights. [default: 0.99]"),
-    sample_every: Optional[int] = typer.Option(None, help="Steps between sample grids. [default: 500]"),
-    checkpoint_every: Optional[int] = typer.Option(None, help="Steps between checkpoints. [default: 1000]"),
-    keep: Optional[int] = typer.Option(None, help="Checkpoints to keep. [default: 3]"),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N. [default: auto]"),
-    precision: Optional[Precision] = typer.Option(None, help="fp32, or bf16 autocast. [default: fp32]"),
-    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC layout. [default: on]"),
+    runs_dir: Optional[str] = typer.Option(None, help=f"Parent folder of runs. [default: {_T.runs_dir}]"),
+    ema_decay: Optional[float] = typer.Option(None, help=f"EMA decay of G's weights. [default: {_T.ema_decay}]"),
+    sample_every: Optional[int] = typer.Option(None, help=f"Steps between sample grids. [default: {_T.sample_every}]"),
+    checkpoint_every: Optional[int] = typer.Option(None, help=f"Steps between checkpoints. [default: {_T.checkpoint_every}]"),
+    keep: Optional[int] = typer.Option(None, help=f"Checkpoints to keep. [default: {_T.keep_checkpoints}]"),
+    device: Optional[str] = typer.Option(None, help=f"auto, cpu, cuda or cuda:N. [default: {_T.device}]"),
+    precision: Optional[Precision] = typer.Option(None, help=f"fp32, or bf16 autocast. [default: {_T.precision}]"),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC layout (faster convolutions). [default: on]"),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar. [default: on]"),
     config: Optional[Path] = typer.Option(None, help="YAML preset applied before the other options."),
     set_: list[str] = typer.Option([], "--set", help="Any config field: --set optim.lr_g=1e-4 (repeatable)."),
@@ -152,13 +156,23 @@ def list_registered():
         typer.echo(f"{title}: {', '.join(registry.names())}")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     # Click handles its own usage errors (one "Error: ..." line after the usage); ours are
     # GankitError, which carries the fix and must never show a traceback.
+    warnings.formatwarning = _one_line_warning
     try:
         app(args=argv, prog_name="gankit")
     except GankitError as err:
         typer.echo(f"error: {err}", err=True)
+        sys.exit(getattr(err, "exit_code", 2))
+    except OSError as err:  # a full disk, a read-only or missing folder: the OS says which
+        where = f" {err.filename}" if err.filename else ""
+        typer.echo(f"error: cannot access{where} ({err.strerror or err}): check the path and "
+                   "its permissions, and the free disk space", err=True)
         sys.exit(2)
 
 

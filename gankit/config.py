@@ -32,7 +32,8 @@ class DataConfig:
     root: str | None = None  # where torchvision datasets live / are downloaded to
     download: bool = True  # torchvision datasets: download when not on disk and a network exists
     cache: bool = True  # folders: keep decoded images in an on-disk cache keyed by their content
-    limit: int | None = None  # use only the first `limit` images (after the fixed shuffle)
+    limit: int | None = None  # use only `limit` images (built-ins: after their fixed shuffle;
+    #                           folders: the first in sorted path order)
 
 
 @dataclass
@@ -71,6 +72,9 @@ class TrainConfig:
     progress: bool = True  # show a progress bar
 
 
+CROPS = ("center", "random", "none")
+UPDATES = ("joint", "alternating")
+PRECISIONS = ("fp32", "bf16")
 DEFAULT_STEPS = 3000  # when no bound is given: ~8 minutes at 32 px on a 2-core CPU
 
 
@@ -114,11 +118,25 @@ def from_dict(cls: type, values: dict, where: str = "config") -> Any:
             continue
         if hint is float or (typing.get_origin(hint) in (typing.Union, types.UnionType)
                              and float in typing.get_args(hint)):
-            value = float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+            value = _as_float(value)
         if not _type_ok(value, hint):
             raise GankitError(f"option {where}.{key}={value!r} should be of type {_hint_name(hint)}")
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def _as_float(value: Any) -> Any:
+    """Ints count as floats; so do strings like '1e-4', which YAML 1.1 reads as text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _hint_name(hint: Any) -> str:
@@ -164,7 +182,9 @@ def resolve_config(overrides: dict | None = None) -> TrainConfig:
     values = merge(values, overrides)
     config = from_dict(TrainConfig, values)
     # The model options are the recipe's own dataclass: fill its defaults, reject unknown keys.
-    config.model = to_dict(from_dict(recipe.model_config, config.model, "model"))
+    options = from_dict(recipe.model_config, config.model, "model")
+    recipe.check(options)
+    config.model = to_dict(options)
     validate(config)
     return config
 
@@ -172,9 +192,9 @@ def resolve_config(overrides: dict | None = None) -> TrainConfig:
 def validate(config: TrainConfig) -> None:
     """Checks that need more than one field or a range; each names the fix."""
     choices = {
-        "data.crop": (config.data.crop, ("center", "random", "none")),
-        "update": (config.update, ("joint", "alternating")),
-        "precision": (config.precision, ("fp32", "bf16")),
+        "data.crop": (config.data.crop, CROPS),
+        "update": (config.update, UPDATES),
+        "precision": (config.precision, PRECISIONS),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -196,3 +216,11 @@ def validate(config: TrainConfig) -> None:
         raise GankitError(f"ema_decay={config.ema_decay} must be in [0, 1): 0.99 or 0.999 are usual")
     if config.data.limit is not None and config.data.limit < 1:
         raise GankitError(f"data.limit={config.data.limit} must be at least 1")
+    for key in ("lr_g", "lr_d"):
+        if getattr(config.optim, key) <= 0:
+            raise GankitError(f"optim.{key}={getattr(config.optim, key)} must be positive (2e-4 is usual)")
+    for key in ("beta1", "beta2"):
+        if not 0.0 <= getattr(config.optim, key) < 1.0:
+            raise GankitError(f"optim.{key}={getattr(config.optim, key)} must be in [0, 1)")
+    if config.data.bbox_padding < 0:
+        raise GankitError(f"data.bbox_padding={config.data.bbox_padding} must be 0 or more")

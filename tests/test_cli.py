@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -79,6 +80,9 @@ def one_line_error(code, err):
         (["train", "--data", "digits", "--set", "batchsize=3"], "unknown option"),
         (["train", "--data", "nowhere-dataset"], "neither a built-in dataset"),
         (["train", "--config", "{tmp}/nope.yaml"], "not found"),
+        (["train", "--data", "digits", "--set", "model.width=0"], "must be at least 1"),
+        (["train", "--data", "digits", "--set", "optim.lr_g=abc"], "should be of type float"),
+        (["train", "--data", "digits", "--runs-dir", "{tmp}/garbage.pt/runs"], "cannot access"),
         (["sample", "{tmp}/missing.pt", "--out", "{tmp}/x.png"], "does not exist"),
         (["sample", "{tmp}/garbage.pt", "--out", "{tmp}/x.png"], "damaged or not a gankit checkpoint"),
         (["sample", "{tmp}/foreign.pt", "--out", "{tmp}/x.png"], "not a gankit checkpoint"),
@@ -94,7 +98,9 @@ def test_bad_input_gets_one_clear_line(tmp_path, capsys, args, expected):
     torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if argv[0] == "train":
-        argv += ["--runs-dir", str(tmp_path / "runs"), "--steps", "1", "--no-progress"]
+        argv += ["--steps", "1", "--no-progress"]
+        if "--runs-dir" not in argv:
+            argv += ["--runs-dir", str(tmp_path / "runs")]
     code, _, err = run(argv, capsys)
     line = one_line_error(code, err)
     assert expected in line, line
@@ -128,3 +134,29 @@ def test_console_script_prints_one_line_not_a_traceback(tmp_path):
 def test_list_shows_registered_names(capsys):
     code, out, _ = run(["list"], capsys)
     assert code == 0 and "dcgan" in out and "nonsaturating" in out and "mnist5k" in out
+
+
+def test_yaml_style_floats_and_corrupt_file_warnings_are_friendly(tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (20, 12), (60 * i, 0, 0)).save(folder / f"{i}.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    with pytest.warns(UserWarning, match="skipped 1 of 5 files") as caught:
+        code, out, err = run(["train", "--data", str(folder), "--size", "8", "--batch", "2", "--steps", "2",
+                              "--set", "optim.lr_g=1e-4", "--set", "model.width=8", "--no-progress",
+                              "--runs-dir", str(tmp_path / "runs"), "--name", "r"], capsys)
+    assert code == 0, err
+    assert ckpt.load_checkpoint(tmp_path / "runs" / "r")["config"]["optim"]["lr_g"] == 1e-4
+    # the CLI prints each warning as one line, without Python's source-line echo
+    shown = warnings.formatwarning(caught[0].message, UserWarning, "folder.py", 45)
+    assert shown.startswith("warning: skipped 1 of 5") and shown.count("\n") == 1
+
+
+def test_resume_with_a_bad_bound_is_one_line(tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    assert run(["train", *TINY, "--steps", "2", "--runs-dir", runs, "--name", "b"], capsys)[0] == 0
+    code, _, err = run(["train", "--resume", f"{runs}/b", "--set", "steps=abc"], capsys)
+    assert "steps" in one_line_error(code, err)

@@ -53,7 +53,7 @@ def test_resume_is_bit_exact(tmp_path, update):
     first = train(tiny(tmp_path), steps=5, name="split", update=update)
     assert first.step == 5
     resumed = train(resume=first.run_dir, steps=10)
-    assert resumed.step == 10 and resumed.images_seen == 10 * 8 * (1 if update == "joint" else 1)
+    assert resumed.step == 10 and resumed.images_seen == 10 * 8
     split = final_state(resumed)
     for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng"):
         assert_same_tensors(straight[key], split[key], key)
@@ -176,3 +176,70 @@ def test_damaged_foreign_and_code_carrying_checkpoints_are_refused(tmp_path):
 
     with pytest.raises(GankitError, match="holds no checkpoint"):
         ckpt.load_checkpoint(tmp_path)
+
+
+def test_ctrl_c_stops_after_a_whole_step_and_resumes_exactly(tmp_path, monkeypatch):
+    import signal
+
+    from gankit.training.trainer import Trainer, TrainingInterrupted
+
+    straight = final_state(train(tiny(tmp_path), steps=8, name="straight"))
+    save_samples = Trainer.save_samples
+
+    pressed = []
+
+    def interrupt_at_step_3(self):
+        if self.step == 3 and not pressed:
+            pressed.append(True)
+            signal.raise_signal(signal.SIGINT)  # as if the user pressed Ctrl-C once
+        return save_samples(self)
+
+    monkeypatch.setattr(Trainer, "save_samples", interrupt_at_step_3)
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 3.*--resume"):
+        train(tiny(tmp_path), steps=8, name="split")
+    monkeypatch.setattr(Trainer, "save_samples", save_samples)
+    run_dir = tmp_path / "runs" / "split"
+    state = ckpt.load_checkpoint(run_dir)
+    assert state["step"] == 3 and state["batches_drawn"] == 3
+    split = final_state(train(resume=run_dir, steps=8))
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d"):
+        assert_same_tensors(straight[key], split[key], key)
+    steps_logged = [line for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps_logged) == len({line.split(",")[0] for line in steps_logged})  # no step twice
+
+
+def test_resuming_an_older_checkpoint_in_place_is_refused(tmp_path):
+    result = train(tiny(tmp_path), steps=8, name="old")  # checkpoints at 4 and 8
+    older = ckpt.list_checkpoints(result.run_dir)[0]
+    with pytest.raises(GankitError, match="not the newest checkpoint"):
+        train(resume=older, steps=12)
+    assert len(ckpt.list_checkpoints(result.run_dir)) == 2
+
+
+def test_a_copied_checkpoint_resumes_into_a_new_run_folder(tmp_path):
+    result = train(tiny(tmp_path), steps=4, name="orig")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    copy = elsewhere / "mine.pt"
+    copy.write_bytes(ckpt.list_checkpoints(result.run_dir)[-1].read_bytes())
+    resumed = train(resume=copy, steps=6)
+    assert resumed.step == 6 and resumed.run_dir.parent == tmp_path / "runs"
+    assert resumed.run_dir != result.run_dir and sorted(p.name for p in elsewhere.iterdir()) == ["mine.pt"]
+
+
+def test_bad_sizes_and_model_options_fail_before_writing_anything(tmp_path):
+    with pytest.raises(GankitError, match="power of two"):
+        train(tiny(tmp_path), steps=2, data={"source": "digits", "size": 24})
+    with pytest.raises(GankitError, match="model.dropout"):
+        train(tiny(tmp_path), steps=2, model={"dropout": 1.5})
+    with pytest.raises(GankitError, match="optim.lr_g"):
+        train(tiny(tmp_path), steps=2, optim={"lr_g": -1})
+    assert not (tmp_path / "runs").exists()
+
+
+def test_existing_non_empty_folder_is_not_reused(tmp_path):
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    (tmp_path / "runs" / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(GankitError, match="not empty"):
+        train(tiny(tmp_path), steps=1, name="mine")
+    assert (tmp_path / "runs" / "mine" / "notes.txt").read_text() == "mine"

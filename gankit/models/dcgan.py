@@ -28,6 +28,12 @@ def dcgan_depth(size: int) -> int:
     return int(math.log2(size)) - 2
 
 
+def _norm(channels: int) -> ShiftOnlyBatchNorm:
+    # Keras' BatchNormalization defaults (moving-average momentum 0.99, eps 1e-3), as in the
+    # reference: the EMA generator samples in eval mode with these running statistics.
+    return ShiftOnlyBatchNorm(channels, momentum=0.01, eps=1e-3)
+
+
 def _glorot_init(module: nn.Module) -> None:
     # Keras' default initialiser (glorot uniform, zero bias): keeps us comparable with the
     # reference example, whose training dynamics were tuned with it.
@@ -47,14 +53,14 @@ class DCGANGenerator(nn.Module):
         self.latent_dim, self.size, self.channels, self.width = latent_dim, size, channels, width
         self.project = nn.Sequential(
             nn.Linear(latent_dim, 4 * 4 * width, bias=False),
-            ShiftOnlyBatchNorm(4 * 4 * width),
+            _norm(4 * 4 * width),
             nn.ReLU(inplace=True),
         )
         blocks = []
         for _ in range(depth - 1):
             blocks += [
                 nn.ConvTranspose2d(width, width, 4, stride=2, padding=1, bias=False),
-                ShiftOnlyBatchNorm(width),
+                _norm(width),
                 nn.ReLU(inplace=True),
             ]
         blocks += [nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1), nn.Sigmoid()]
@@ -77,7 +83,7 @@ class DCGANDiscriminator(nn.Module):
         for _ in range(depth):
             layers += [
                 nn.Conv2d(in_channels, width, 4, stride=2, padding=1, bias=False),
-                ShiftOnlyBatchNorm(width),
+                _norm(width),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             in_channels = width

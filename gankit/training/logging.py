@@ -68,9 +68,17 @@ class Reporter:
 
 
 class JsonLinesSink:
-    """metrics.jsonl: one JSON object per flush; easy to read back with pandas or jq."""
+    """metrics.jsonl: one JSON object per flush; easy to read back with pandas or jq.
 
-    def __init__(self, path: Path):
+    A resumed run drops the rows logged after its checkpoint (they belong to steps that are
+    about to be trained again), so the file never holds a step twice.
+    """
+
+    def __init__(self, path: Path, after_step: int = 0):
+        if after_step > 0 and path.exists():
+            kept = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= after_step]
+            path.write_text("".join(line + "\n" for line in kept))
         self.file = open(path, "a", buffering=1)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
@@ -83,10 +91,11 @@ class JsonLinesSink:
 
 
 class TensorBoardSink:
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, after_step: int = 0):
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when logging
 
-        self.writer = SummaryWriter(str(log_dir))
+        # purge_step hides events past the checkpoint that a resumed run is about to redo
+        self.writer = SummaryWriter(str(log_dir), purge_step=after_step + 1 if after_step else None)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         for name, value in scalars.items():

@@ -11,13 +11,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..config import TrainConfig, from_dict, to_dict
+from ..config import TrainConfig, to_dict
 from ..data import ImageData
 from ..errors import GankitError
 from ..losses import get_loss
@@ -59,6 +61,8 @@ def cpu_supports_bf16() -> bool:
 def autocast_factory(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise GankitError("--precision bf16 needs a GPU with bf16 (Ampere or newer): use --precision fp32")
     if device.type == "cpu" and not cpu_supports_bf16():
         raise GankitError(
             "--precision bf16 needs a CPU with native bf16 (AVX-512 BF16 or AMX); this one would "
@@ -113,8 +117,7 @@ class Trainer:
         recipe = get_recipe(config.recipe)
 
         torch.manual_seed(config.seed)  # initial weights
-        spec = DataSpec(size=data.size, channels=data.channels)
-        G, D = recipe.build(from_dict(recipe.model_config, config.model, "model"), spec)
+        G, D = recipe.make(config.model, DataSpec(size=data.size, channels=data.channels))
         G = G.to(self.device, memory_format=self.memory_format)
         D = D.to(self.device, memory_format=self.memory_format)
         opt = config.optim
@@ -202,10 +205,36 @@ class Trainer:
         if self.config.steps is not None:
             bounds.append(self.config.steps)
         if self.config.epochs is not None:
-            bounds.append(math.ceil(self.config.epochs * len(self.data) / self.config.batch))
+            images_per_step = self.config.batch * self.update.batches_per_step(self.config.d_steps)
+            bounds.append(math.ceil(self.config.epochs * len(self.data) / images_per_step))
         return min(bounds) if bounds else None
 
     # ---------------------------------------------------------------- loop
+    @contextlib.contextmanager
+    def _stop_on_interrupt(self):
+        """Ctrl-C asks the loop to stop after the current step (a half-done step would break
+        exact resume); a second Ctrl-C aborts at once."""
+        self.interrupted = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def ask_to_stop(signum, frame):
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+
+        previous = signal.signal(signal.SIGINT, ask_to_stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _finished(self, total: int | None, budget: float | None, start: float) -> bool:
+        return (self.interrupted
+                or (total is not None and self.step >= total)
+                or (budget is not None and time.perf_counter() - start >= budget))
+
     def train(self) -> TrainResult:
         cfg = self.config
         total = self.total_steps()
@@ -215,7 +244,8 @@ class Trainer:
                 f"this run has already trained {self.step} of its {total} steps: pass a larger "
                 "--steps (or --epochs / --time-budget) to train further"
             )
-        sinks = [JsonLinesSink(self.run_dir / "metrics.jsonl"), TensorBoardSink(self.run_dir / "tensorboard")]
+        sinks = [JsonLinesSink(self.run_dir / "metrics.jsonl", after_step=self.step),
+                 TensorBoardSink(self.run_dir / "tensorboard", after_step=self.step)]
         if total is not None:
             bar = ProgressSink(total, self.step, "step", cfg.progress)
         else:
@@ -225,43 +255,42 @@ class Trainer:
         start = time.perf_counter()
         interval_start, interval_images, side_time = start, 0, 0.0
         last_checkpoint = None
-        with Reporter(sinks + [bar]) as reporter:
-            try:
-                while True:
-                    elapsed = time.perf_counter() - start
-                    if (total is not None and self.step >= total) or (budget is not None and elapsed >= budget):
-                        break
-                    seen_before = self.images_seen
-                    stats = self.update(self.nets, self._next_batch, cfg.d_steps)
-                    self.ema.update(self.nets.G)
-                    self.step += 1
-                    interval_images += self.images_seen - seen_before
-                    for name, value in stats.items():
-                        report(name, value)
+        with Reporter(sinks + [bar]) as reporter, self._stop_on_interrupt():
+            while not self._finished(total, budget, start):
+                seen_before = self.images_seen
+                stats = self.update.step(self.nets, self._next_batch, cfg.d_steps)
+                self.ema.update(self.nets.G)
+                self.step += 1
+                interval_images += self.images_seen - seen_before
+                for name, value in stats.items():
+                    report(name, value)
 
-                    side_start = time.perf_counter()
-                    if self.step % cfg.sample_every == 0:
-                        self.save_samples()
-                    if self.step % cfg.checkpoint_every == 0:
-                        last_checkpoint = self.save_checkpoint()
-                    side_time += time.perf_counter() - side_start
+                side_start = time.perf_counter()
+                if self.step % cfg.sample_every == 0:
+                    self.save_samples()
+                if self.step % cfg.checkpoint_every == 0:
+                    last_checkpoint = self.save_checkpoint()
+                side_time += time.perf_counter() - side_start
 
-                    if self.step % cfg.log_every == 0:
-                        now = time.perf_counter()
-                        train_time = max(now - interval_start - side_time, 1e-9)
-                        report("speed/images_per_s", interval_images / train_time)
-                        report("progress/kimg", self.images_seen / 1000)
-                        reporter.flush(self.step)
-                        interval_start, interval_images, side_time = now, 0, 0.0
-                    bar.advance_to(self.step if total is not None else int(time.perf_counter() - start))
-            except KeyboardInterrupt:
-                path = self.save_checkpoint()
-                raise GankitError(
-                    f"interrupted at step {self.step}; saved {path}: continue with "
-                    f"`gankit train --resume {self.run_dir}`"
-                ) from None
+                if self.step % cfg.log_every == 0:
+                    now = time.perf_counter()
+                    train_time = max(now - interval_start - side_time, 1e-9)
+                    report("speed/images_per_s", interval_images / train_time)
+                    report("progress/kimg", self.images_seen / 1000)
+                    reporter.flush(self.step)
+                    interval_start, interval_images, side_time = now, 0, 0.0
+                bar.advance_to(self.step if total is not None else int(time.perf_counter() - start))
             reporter.flush(self.step)
             self.save_samples()
             if last_checkpoint is None or self.step % cfg.checkpoint_every != 0:
                 last_checkpoint = self.save_checkpoint()
-            return TrainResult(self.run_dir, self.step, self.images_seen, last_checkpoint, dict(reporter.last))
+        if self.interrupted:
+            raise TrainingInterrupted(
+                f"interrupted at step {self.step}; saved {last_checkpoint}: continue with "
+                f"`gankit train --resume {self.run_dir}`"
+            )
+        return TrainResult(self.run_dir, self.step, self.images_seen, last_checkpoint, dict(reporter.last))
+
+
+class TrainingInterrupted(GankitError):
+    exit_code = 130  # the shell's convention for Ctrl-C

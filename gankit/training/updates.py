@@ -47,7 +47,15 @@ class Nets:
 
 
 UpdateFn = Callable[[Nets, Callable[[], Batch], int], dict[str, Tensor]]
-UPDATES: Registry[UpdateFn] = Registry("update", callable)
+
+
+@dataclass(frozen=True)
+class Update:
+    step: UpdateFn  # (nets, next_batch, d_steps) -> scalars to report
+    batches_per_step: Callable[[int], int]  # d_steps -> real batches one step draws (for --epochs)
+
+
+UPDATES: Registry[Update] = Registry("update", lambda x: isinstance(x, Update))
 
 
 def _d_stats(real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
@@ -60,7 +68,6 @@ def _d_stats(real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
     }
 
 
-@UPDATES.register("joint")
 def joint_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1) -> dict[str, Tensor]:
     """One G pass and one D pass on the fakes feed both losses, as a persistent GradientTape does
     in the keras-io GAN-ADA example: each net's gradient is taken before either net moves. This
@@ -82,7 +89,6 @@ def joint_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1) 
     return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **_d_stats(real_logits, fake_logits)}
 
 
-@UPDATES.register("alternating")
 def alternating_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1) -> dict[str, Tensor]:
     """`d_steps` D steps on fresh batches with G frozen, then one G step through the updated D."""
     for _ in range(d_steps):
@@ -103,3 +109,7 @@ def alternating_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int
     g_loss.backward(inputs=nets.g_params)
     nets.opt_g.step()
     return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats}
+
+
+UPDATES.register("joint", Update(joint_update, batches_per_step=lambda d_steps: 1))
+UPDATES.register("alternating", Update(alternating_update, batches_per_step=lambda d_steps: d_steps))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from ..registry import Registry
@@ -27,6 +28,25 @@ class Recipe:
     build: Callable[[Any, DataSpec], tuple[nn.Module, nn.Module]]  # (model options, data) -> (G, D)
     defaults: dict = field(default_factory=dict)  # overrides of TrainConfig defaults
     tiny: dict = field(default_factory=dict)  # model options for a seconds-fast model (tests, dry runs)
+    # options -> None, raising GankitError for values the models cannot use (checked before any
+    # data is loaded or folder written)
+    validate: Callable[[Any], None] = lambda options: None
+
+    def options(self, values: dict) -> Any:
+        from ..config import from_dict  # config imports this package lazily; avoid a cycle
+
+        return from_dict(self.model_config, values, "model")
+
+    def check(self, options: Any, data: DataSpec | None = None) -> None:
+        """Options and data the models cannot use are user errors, found without real weights."""
+        self.validate(options)
+        if data is not None:
+            with torch.device("meta"):  # shapes only: no memory, no time
+                self.build(options, data)
+
+    def make(self, values: dict, data: DataSpec) -> tuple[nn.Module, nn.Module]:
+        """(G, D) from the `model` section of a config."""
+        return self.build(self.options(values), data)
 
 
 RECIPES: Registry[Recipe] = Registry("recipe", lambda x: isinstance(x, Recipe))
