@@ -27,11 +27,12 @@ from gankit.data import ImageData
 from gankit.training.trainer import Trainer, cpu_supports_bf16
 
 MODES = {
-    # name: (precision, channels_last, update)
-    "fp32-nchw-alternating": ("fp32", False, "alternating"),
-    "fp32-nchw-joint": ("fp32", False, "joint"),
-    "fp32-cl-joint": ("fp32", True, "joint"),
-    "bf16-cl-joint": ("bf16", True, "joint"),
+    # name: (precision, channels_last, update, augmentation: (mode, p))
+    "fp32-nchw-alternating": ("fp32", False, "alternating", ("none", 0.0)),
+    "fp32-nchw-joint": ("fp32", False, "joint", ("none", 0.0)),
+    "fp32-cl-joint": ("fp32", True, "joint", ("none", 0.0)),
+    "fp32-cl-joint-aug0.5": ("fp32", True, "joint", ("fixed", 0.5)),  # ADA's ops at p = 0.5
+    "bf16-cl-joint": ("bf16", True, "joint", ("none", 0.0)),
 }
 
 
@@ -54,10 +55,11 @@ def synthetic_data(size: int, channels: int, n: int = 1024) -> ImageData:
 
 
 def build_trainer(mode: str, size: int, channels: int, batch: int, tmp: str) -> Trainer:
-    precision, channels_last, update = MODES[mode]
+    precision, channels_last, update, (aug_mode, p) = MODES[mode]
     config = resolve_config({"data": {"size": size, "channels": channels}, "batch": batch,
                              "precision": precision, "channels_last": channels_last,
-                             "update": update, "runs_dir": tmp, "progress": False})
+                             "update": update, "runs_dir": tmp, "progress": False,
+                             "augment": {"mode": aug_mode, "p": p}})
     return Trainer(config, synthetic_data(size, channels), run_dir=tmp)
 
 

@@ -35,6 +35,13 @@ class Crop(str, Enum):
     none = "none"
 
 
+class Aug(str, Enum):
+    ada = "ada"
+    fixed = "fixed"
+    diffaug = "diffaug"
+    none = "none"
+
+
 class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
@@ -69,6 +76,9 @@ def train(
     bbox: Optional[str] = typer.Option(None, help="Bounding boxes: a CSV (file,x,y,w,h) or a CUB-200-2011 root."),
     data_root: Optional[str] = typer.Option(None, help="Where torchvision datasets are kept / downloaded."),
     limit: Optional[int] = typer.Option(None, help="Use only this many images."),
+    aug: Optional[Aug] = typer.Option(None, help="Augmentation of what D sees: adaptive, fixed p, DiffAugment or none. [default: ada]"),
+    p: Optional[float] = typer.Option(None, "--p", help="Augmentation probability: the start for ada, the constant for fixed. [default: 0]"),
+    ada_target: Optional[float] = typer.Option(None, help="ADA's target for E[sign(D(real))]. [default: 0.6]"),
     recipe: Optional[str] = typer.Option(None, help=f"GAN recipe (see `gankit list`). [default: {_T.recipe}]"),
     steps: Optional[int] = typer.Option(None, help=f"Total training steps. [default: {DEFAULT_STEPS} if no other bound]"),
     epochs: Optional[float] = typer.Option(None, help="Total passes over the data."),
@@ -106,9 +116,11 @@ def train(
     }
     options = load_yaml(config) if config else {}
     options = merge(options, {k: v for k, v in flat.items() if v is not None})
-    given_data = {k: v for k, v in data_options.items() if v is not None}
-    if given_data:
-        options = merge(options, {"data": given_data})
+    augment_options = {"mode": aug.value if aug else None, "p": p, "target": ada_target}
+    for section, values in (("data", data_options), ("augment", augment_options)):
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            options = merge(options, {section: given})
     options = merge(options, _parse_set(set_))
     result = run_training(options, resume=resume)
     typer.echo(f"trained {result.step} steps ({result.images_seen} images); run folder: {result.run_dir}")

@@ -37,6 +37,19 @@ class DataConfig:
 
 
 @dataclass
+class AugmentConfig:
+    mode: str = "ada"  # ada | fixed | diffaug | none: what D sees of every image (real and fake)
+    p: float = 0.0  # ada: starting probability; fixed: the constant probability
+    target: float = 0.6  # ada: wanted E[sign(D(real))] (StyleGAN2-ADA; keras' 0.85 accuracy = 0.7)
+    speed_kimg: float = 128.0  # ada: thousands of images for p to move by 1 (keras: 1000 steps x 128)
+    interval: int = 4  # ada: steps between updates of p
+    # Above p ~ 0.8 the bgc augmentations start to leak into G's outputs (Karras et al. 2020,
+    # fig. 4): the clamp keeps ADA below that, with a margin for noisy r_t estimates.
+    p_max: float = 0.7
+    ops: dict = field(default_factory=dict)  # per-op multipliers over the mode's, e.g. {rotate90: 1}
+
+
+@dataclass
 class OptimConfig:
     lr_g: float = 2e-4  # Adam learning rate of G (DCGAN paper / keras-io GAN-ADA)
     lr_d: float = 2e-4  # Adam learning rate of D
@@ -50,6 +63,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: dict = field(default_factory=dict)  # the recipe's model options (its own dataclass)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: str = "nonsaturating"  # adversarial loss on D's logits; `gankit list losses`
     update: str = "joint"  # joint: one G and D pass feed both losses (keras GAN-ADA); alternating
     d_steps: int = 1  # alternating update: D steps per G step
@@ -73,6 +87,7 @@ class TrainConfig:
 
 
 CROPS = ("center", "random", "none")
+AUGMENT_MODES = ("ada", "fixed", "diffaug", "none")
 UPDATES = ("joint", "alternating")
 PRECISIONS = ("fp32", "bf16")
 DEFAULT_STEPS = 3000  # when no bound is given: ~8 minutes at 32 px on a 2-core CPU
@@ -195,6 +210,7 @@ def validate(config: TrainConfig) -> None:
         "data.crop": (config.data.crop, CROPS),
         "update": (config.update, UPDATES),
         "precision": (config.precision, PRECISIONS),
+        "augment.mode": (config.augment.mode, AUGMENT_MODES),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -222,5 +238,13 @@ def validate(config: TrainConfig) -> None:
     for key in ("beta1", "beta2"):
         if not 0.0 <= getattr(config.optim, key) < 1.0:
             raise GankitError(f"optim.{key}={getattr(config.optim, key)} must be in [0, 1)")
+    aug = config.augment
+    if not 0.0 <= aug.p <= 1.0 or not 0.0 <= aug.p_max <= 1.0:
+        raise GankitError(f"augment.p={aug.p} and augment.p_max={aug.p_max} must be in [0, 1]")
+    if not -1.0 < aug.target < 1.0:
+        raise GankitError(f"augment.target={aug.target} must be in (-1, 1): it is E[sign(D(real))]; "
+                          "0.6 is usual")
+    if aug.speed_kimg <= 0 or aug.interval < 1:
+        raise GankitError("augment.speed_kimg must be positive and augment.interval at least 1")
     if config.data.bbox_padding < 0:
         raise GankitError(f"data.bbox_padding={config.data.bbox_padding} must be 0 or more")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..augment import build_augmentation
 from ..config import TrainConfig, to_dict
 from ..data import ImageData
 from ..errors import GankitError
@@ -121,6 +122,8 @@ class Trainer:
         G = G.to(self.device, memory_format=self.memory_format)
         D = D.to(self.device, memory_format=self.memory_format)
         opt = config.optim
+        self.augment, self.ada = build_augmentation(config.augment, G.output_range)
+        self.augment.to(self.device)
         self.nets = Nets(
             G=G,
             D=D,
@@ -129,6 +132,7 @@ class Trainer:
             loss=get_loss(config.loss),
             device=self.device,
             autocast=self.autocast,
+            augment=self.augment,
             memory_format=self.memory_format,
         )
         self.update = UPDATES.get(config.update)
@@ -157,6 +161,8 @@ class Trainer:
             "opt_g": self.nets.opt_g.state_dict(),
             "opt_d": self.nets.opt_d.state_dict(),
             "rng": ckpt.rng_state(self.device),
+            "augment": {"p": self.augment.p.detach().cpu(),
+                        "controller": self.ada.state_dict() if self.ada else {}},
             "data": {"name": self.data.name, "size": self.data.size, "channels": self.data.channels,
                      "num_images": len(self.data), "class_names": self.data.class_names},
         }
@@ -170,6 +176,9 @@ class Trainer:
             self.nets.opt_d.load_state_dict(state["opt_d"])
             self.step, self.batches_drawn = int(state["step"]), int(state["batches_drawn"])
             self.images_seen = int(state["images_seen"])
+            self.augment.p.copy_(state["augment"]["p"])
+            if self.ada is not None:
+                self.ada.load_state_dict(state["augment"]["controller"])
             ckpt.restore_rng_state(state["rng"], self.device)
         except (KeyError, RuntimeError, ValueError) as err:
             raise GankitError(
@@ -262,6 +271,10 @@ class Trainer:
                 self.ema.update(self.nets.G)
                 self.step += 1
                 interval_images += self.images_seen - seen_before
+                if self.ada is not None:
+                    self.ada.observe(stats["d/sign_real"], cfg.batch)
+                    self.ada.maybe_update(self.step)
+                report("augment/p", self.augment.p)
                 for name, value in stats.items():
                     report(name, value)
 

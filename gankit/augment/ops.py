@@ -1,0 +1,120 @@
+"""Differentiable augmentations, one small function per operation.
+
+Geometric ops return, for the selected samples, a 3x3 matrix in the normalised coordinates that
+`F.affine_grid` uses ([-1, 1] across the image); the pipeline multiplies them and resamples each
+affected image once. Every distribution here is symmetric (x and its inverse equally likely), so
+a matrix can serve directly as the sampling grid's output->input map. Colour ops and cutout map
+images to images. All draw from the global torch RNG on the images' device (checkpointed, so a
+resumed run draws the same numbers).
+
+To add an op: write the function and add one entry to GEOMETRIC or PIXEL.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+Tensor = torch.Tensor
+ValueRange = tuple[float, float]
+
+
+def _eye(n: int, device) -> Tensor:
+    return torch.eye(3, device=device).repeat(n, 1, 1)  # (n, 3, 3)
+
+
+def _scale(sx: Tensor, sy: Tensor) -> Tensor:
+    m = _eye(len(sx), sx.device)
+    m[:, 0, 0], m[:, 1, 1] = sx, sy
+    return m
+
+
+def _rotation(angle: Tensor) -> Tensor:
+    m = _eye(len(angle), angle.device)
+    c, s = torch.cos(angle), torch.sin(angle)
+    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = c, -s, s, c
+    return m
+
+
+# ------------------------------------------------------------------ geometric: (n, size) -> (n, 3, 3)
+
+
+def xflip(n: int, size: int, device) -> Tensor:
+    return _scale(torch.full((n,), -1.0, device=device), torch.ones(n, device=device))
+
+
+def rotate90(n: int, size: int, device) -> Tensor:
+    quarter_turns = torch.randint(1, 4, (n,), device=device).float()
+    return _rotation(quarter_turns * (math.pi / 2)).round()  # exact 0/±1 entries: no blur
+
+
+def translate(n: int, size: int, device, max_fraction: float = 0.125) -> Tensor:
+    # whole pixels only (as StyleGAN2-ADA's integer translation): the resampling stays exact
+    pixels = torch.round((torch.rand(n, 2, device=device) * 2 - 1) * max_fraction * size)
+    m = _eye(n, device)
+    m[:, :2, 2] = pixels * (2.0 / size)  # normalised coordinates span 2 across the image
+    return m
+
+
+def zoom(n: int, size: int, device, max_zoom: float = 0.25) -> Tensor:
+    s = torch.exp((torch.rand(n, device=device) * 2 - 1) * math.log1p(max_zoom))  # log-uniform
+    return _scale(s, s)
+
+
+def zoom_aniso(n: int, size: int, device, max_zoom: float = 0.25) -> Tensor:
+    s = torch.exp((torch.rand(n, device=device) * 2 - 1) * math.log1p(max_zoom))
+    return _scale(s, 1.0 / s)  # stretch one axis, squeeze the other
+
+
+def rotate(n: int, size: int, device, max_turn: float = 0.125) -> Tensor:
+    # up to 0.125 of a full turn either way, as the keras example's RandomRotation(0.125)
+    return _rotation((torch.rand(n, device=device) * 2 - 1) * max_turn * 2 * math.pi)
+
+
+# ------------------------------------------------------------------ pixel: (images, range) -> images
+
+
+def brightness(x: Tensor, value_range: ValueRange, std: float = 0.2) -> Tensor:
+    low, high = value_range
+    shift = torch.randn(len(x), 1, 1, 1, device=x.device, dtype=x.dtype) * std * (high - low)
+    return x + shift
+
+
+def contrast(x: Tensor, value_range: ValueRange, std: float = 0.5) -> Tensor:
+    factor = torch.exp2(torch.randn(len(x), 1, 1, 1, device=x.device, dtype=x.dtype) * std)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return mean + (x - mean) * factor
+
+
+def saturation(x: Tensor, value_range: ValueRange, std: float = 1.0) -> Tensor:
+    if x.shape[1] != 3:
+        return x  # grey images have no saturation
+    factor = torch.exp2(torch.randn(len(x), 1, 1, 1, device=x.device, dtype=x.dtype) * std)
+    luma = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return luma + (x - luma) * factor
+
+
+def cutout(x: Tensor, value_range: ValueRange, fraction: float = 0.5) -> Tensor:
+    # a square of half the image's side, centred anywhere, filled with the range's middle value
+    n, _, h, w = x.shape
+    centre = torch.rand(n, 2, 1, 1, device=x.device)
+    ys = (torch.arange(h, device=x.device).view(1, h, 1) + 0.5) / h
+    xs = (torch.arange(w, device=x.device).view(1, 1, w) + 0.5) / w
+    outside = ((ys - centre[:, 0]).abs() >= fraction / 2) | ((xs - centre[:, 1]).abs() >= fraction / 2)
+    middle = (value_range[0] + value_range[1]) / 2
+    return torch.where(outside.unsqueeze(1), x, torch.full_like(x, middle))
+
+
+GeometricOp = Callable[[int, int, torch.device], Tensor]
+PixelOp = Callable[[Tensor, ValueRange], Tensor]
+
+# name -> op. Order matters: geometric matrices compose in this order, pixel ops run in order.
+GEOMETRIC: dict[str, GeometricOp] = {
+    "xflip": xflip, "rotate90": rotate90, "translate": translate, "zoom": zoom,
+    "zoom_aniso": zoom_aniso, "rotate": rotate,
+}
+PIXEL: dict[str, PixelOp] = {
+    "brightness": brightness, "contrast": contrast, "saturation": saturation, "cutout": cutout,
+}
