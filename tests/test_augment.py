@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from gankit import train
-from gankit.augment import GEOMETRIC, MODE_OPS, PIXEL, AdaController, AugmentPipe, build_augmentation
+from gankit.augment import COLOUR, GEOMETRIC, MASK, MODE_OPS, AdaController, AugmentPipe, build_augmentation
 from gankit.config import AugmentConfig
 from gankit.training import checkpoint as ckpt
 
-ALL_OPS = list(GEOMETRIC) + list(PIXEL)
+ALL_OPS = list(GEOMETRIC) + list(COLOUR) + list(MASK)
 
 
 def images(n=8, channels=3, size=16, value_range=(0.0, 1.0)):
@@ -71,7 +71,7 @@ def test_diffaug_transforms_every_image():
     torch.manual_seed(0)
     pipe, controller = build_augmentation(AugmentConfig(mode="diffaug"), (0.0, 1.0))
     assert controller is None and float(pipe.p) == 1.0
-    assert set(pipe.pixel) == {"brightness", "saturation", "contrast", "cutout"}
+    assert set(pipe.ops["colour"]) | set(pipe.ops["mask"]) == {"brightness", "saturation", "contrast", "cutout"}
     x = images(n=32)
     assert (pipe(x) != x).flatten(1).any(1).all()
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from .ada import AdaController
-from .ops import GEOMETRIC, PIXEL, ValueRange
+from .ops import COLOUR, GEOMETRIC, MASK, ValueRange
 from .pipeline import MODE_OPS, AugmentPipe
 
-__all__ = ["AdaController", "AugmentPipe", "GEOMETRIC", "MODE_OPS", "PIXEL", "build_augmentation"]
+__all__ = ["AdaController", "AugmentPipe", "COLOUR", "GEOMETRIC", "MASK", "MODE_OPS", "build_augmentation"]
 
 
 def build_augmentation(cfg, value_range: ValueRange) -> tuple[AugmentPipe, AdaController | None]:

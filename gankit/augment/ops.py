@@ -3,12 +3,12 @@
 Geometric ops return, for the selected samples, a 3x3 matrix in the normalised coordinates that
 `F.affine_grid` uses ([-1, 1] across the image); the pipeline multiplies them and resamples each
 affected image once. Every distribution here is symmetric (x and its inverse equally likely), so
-a matrix can serve directly as the sampling grid's output->input map. Colour ops and cutout map
-images to images. All draw from the global torch RNG on the images' device (checkpointed, so a
-resumed run draws the same numbers).
+a matrix can serve directly as the sampling grid's output->input map. Colour ops likewise return
+per-sample colour matrices, applied in one pass; mask ops (cutout) map images to images. All draw
+from the global torch RNG on the images' device (checkpointed, so a resumed run draws the same
+numbers).
 
-To add an op: write the function and add one entry to GEOMETRIC or PIXEL.
-"""
+To add an op: write the function and add one entry to GEOMETRIC, COLOUR or MASK."""
 
 from __future__ import annotations
 
@@ -73,48 +73,64 @@ def rotate(n: int, size: int, device, max_turn: float = 0.125) -> Tensor:
     return _rotation((torch.rand(n, device=device) * 2 - 1) * max_turn * 2 * math.pi)
 
 
-# ------------------------------------------------------------------ pixel: (images, range) -> images
+# ------------------------------------------------------------------ colour: (n, channels) -> (n, C+1, C+1)
+# Each colour op is an affine map of a pixel's channel vector, as a homogeneous matrix, so any
+# chain of them is one matrix per sample and costs one pass over the pixels (StyleGAN2-ADA's
+# colour matrix). Values are in the model's range; `mid` and `span` come from it.
 
 
-def brightness(x: Tensor, value_range: ValueRange, std: float = 0.2) -> Tensor:
-    low, high = value_range
-    shift = torch.randn(len(x), 1, 1, 1, device=x.device, dtype=x.dtype) * std * (high - low)
-    return x + shift
+def _colour_eye(n: int, channels: int, device) -> Tensor:
+    return torch.eye(channels + 1, device=device).repeat(n, 1, 1)
 
 
-def contrast(x: Tensor, value_range: ValueRange, std: float = 0.5) -> Tensor:
-    factor = torch.exp2(torch.randn(len(x), 1, 1, 1, device=x.device, dtype=x.dtype) * std)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return mean + (x - mean) * factor
+def brightness(n: int, channels: int, mid: float, span: float, device, std: float = 0.2) -> Tensor:
+    m = _colour_eye(n, channels, device)
+    m[:, :channels, channels] = (torch.randn(n, 1, device=device) * std * span)  # add to all channels
+    return m
 
 
-def saturation(x: Tensor, value_range: ValueRange, std: float = 1.0) -> Tensor:
-    if x.shape[1] != 3:
-        return x  # grey images have no saturation
-    factor = torch.exp2(torch.randn(len(x), 1, 1, 1, device=x.device, dtype=x.dtype) * std)
-    luma = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    return luma + (x - luma) * factor
+def contrast(n: int, channels: int, mid: float, span: float, device, std: float = 0.5) -> Tensor:
+    # scale around the range's middle grey: x -> mid + c (x - mid), c log-normal (base 2)
+    c = torch.exp2(torch.randn(n, device=device) * std)
+    m = _colour_eye(n, channels, device)
+    idx = torch.arange(channels)
+    m[:, idx, idx] = c.unsqueeze(1)
+    m[:, :channels, channels] = (mid * (1 - c)).unsqueeze(1)
+    return m
 
 
-def cutout(x: Tensor, value_range: ValueRange, fraction: float = 0.5) -> Tensor:
-    # a square of half the image's side, centred anywhere, filled with the range's middle value
+def saturation(n: int, channels: int, mid: float, span: float, device, std: float = 1.0) -> Tensor:
+    # x -> luma + s (x - luma): grey images have no saturation to change
+    if channels != 3:
+        return _colour_eye(n, channels, device)
+    s = torch.exp2(torch.randn(n, device=device) * std).view(n, 1, 1)
+    luma = torch.tensor([0.299, 0.587, 0.114], device=device).expand(3, 3)  # each row: luma weights
+    m = _colour_eye(n, channels, device)
+    m[:, :3, :3] = luma + s * (torch.eye(3, device=device) - luma)
+    return m
+
+
+# ------------------------------------------------------------------ masks: images -> images
+
+
+def cutout(x: Tensor, mid: float, fraction: float = 0.5) -> Tensor:
+    """A square of `fraction` of the side, centred anywhere, filled with the range's middle grey."""
     n, _, h, w = x.shape
     centre = torch.rand(n, 2, 1, 1, device=x.device)
     ys = (torch.arange(h, device=x.device).view(1, h, 1) + 0.5) / h
     xs = (torch.arange(w, device=x.device).view(1, 1, w) + 0.5) / w
     outside = ((ys - centre[:, 0]).abs() >= fraction / 2) | ((xs - centre[:, 1]).abs() >= fraction / 2)
-    middle = (value_range[0] + value_range[1]) / 2
-    return torch.where(outside.unsqueeze(1), x, torch.full_like(x, middle))
+    return torch.where(outside.unsqueeze(1), x, torch.full_like(x, mid))
 
 
 GeometricOp = Callable[[int, int, torch.device], Tensor]
-PixelOp = Callable[[Tensor, ValueRange], Tensor]
+ColourOp = Callable[[int, int, float, float, torch.device], Tensor]
+MaskOp = Callable[[Tensor, float], Tensor]
 
-# name -> op. Order matters: geometric matrices compose in this order, pixel ops run in order.
+# name -> op. Matrices compose in table order; then geometry, colour and masks apply in that order.
 GEOMETRIC: dict[str, GeometricOp] = {
     "xflip": xflip, "rotate90": rotate90, "translate": translate, "zoom": zoom,
     "zoom_aniso": zoom_aniso, "rotate": rotate,
 }
-PIXEL: dict[str, PixelOp] = {
-    "brightness": brightness, "contrast": contrast, "saturation": saturation, "cutout": cutout,
-}
+COLOUR: dict[str, ColourOp] = {"brightness": brightness, "contrast": contrast, "saturation": saturation}
+MASK: dict[str, MaskOp] = {"cutout": cutout}

@@ -1,9 +1,10 @@
 """An augmentation pipeline: every op fires per sample with probability p * multiplier.
 
-Only the selected samples are touched, and all geometric ops of a sample share one resampling
-(one affine matrix, one `grid_sample` with reflection padding), as in StyleGAN2-ADA. Everything
-is differentiable, so G learns through the augmentations D sees (Karras et al. 2020; Zhao et al.
-2020) and, as long as p stays below the leak threshold, never learns to produce them.
+Only the selected samples are touched: they are gathered once, all geometric ops of a sample
+share one resampling (one affine matrix, one `grid_sample` with reflection padding) and all
+colour ops one colour matrix, as in StyleGAN2-ADA, and the results are scattered back once.
+Everything is differentiable, so G learns through the augmentations D sees (Karras et al. 2020;
+Zhao et al. 2020) and, as long as p stays below the leak threshold, never learns to produce them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GankitError
-from .ops import GEOMETRIC, PIXEL, ValueRange
+from .ops import COLOUR, GEOMETRIC, MASK, ValueRange
 
 # Per-op probability multipliers of each mode. "ada" and "fixed" use the StyleGAN2-ADA "bgc"
 # set (blit, geometric, colour) plus the keras example's rotation; 90-degree turns and cutout are
@@ -26,49 +27,84 @@ MODE_OPS = {
     "none": {},
 }
 MODE_OPS["fixed"] = MODE_OPS["ada"]
+ALL_OPS = {**GEOMETRIC, **COLOUR, **MASK}
 
 
 class AugmentPipe(nn.Module):
     def __init__(self, multipliers: dict[str, float], value_range: ValueRange, p: float = 0.0):
         super().__init__()
-        unknown = sorted(set(multipliers) - set(GEOMETRIC) - set(PIXEL))
+        unknown = sorted(set(multipliers) - set(ALL_OPS))
         if unknown:
-            raise GankitError(f"unknown augmentation {unknown[0]!r}: choose from "
-                              f"{', '.join(list(GEOMETRIC) + list(PIXEL))}")
-        self.geometric = {k: float(v) for k, v in multipliers.items() if k in GEOMETRIC and v > 0}
-        self.pixel = {k: float(v) for k, v in multipliers.items() if k in PIXEL and v > 0}
+            raise GankitError(f"unknown augmentation {unknown[0]!r}: choose from {', '.join(ALL_OPS)}")
+        active = {k: float(v) for k, v in multipliers.items() if v > 0}
+        self.ops = {kind: {k: v for k, v in active.items() if k in table}
+                    for kind, table in (("geometric", GEOMETRIC), ("colour", COLOUR), ("mask", MASK))}
         self.value_range = value_range
         self.register_buffer("p", torch.tensor(float(p)))  # a buffer: saved with the checkpoint
 
-    def _selected(self, n: int, multiplier: float, device) -> torch.Tensor:
-        """Indices of the samples an op with this multiplier applies to."""
-        chance = min(float(self.p) * multiplier, 1.0)
-        return torch.nonzero(torch.rand(n, device=device) < chance).squeeze(1)
-
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if float(self.p) <= 0.0 or not (self.geometric or self.pixel):
+        p = float(self.p)
+        if p <= 0.0 or not active_ops(self.ops):
             return images
-        n, _, h, w = images.shape  # (B, C, H, W)
+        n, c, h, w = images.shape  # (B, C, H, W)
         device = images.device
+        low, high = self.value_range
+        mid, span = (low + high) / 2, high - low
+
+        # Decide per sample and op; build one spatial and one colour matrix per sample.
+        spatial = torch.eye(3, device=device).repeat(n, 1, 1)  # (B, 3, 3)
+        colour = torch.eye(c + 1, device=device).repeat(n, 1, 1)  # (B, C+1, C+1)
+        masked = {}
+        for kind, ops in self.ops.items():
+            for name, multiplier in ops.items():
+                idx = torch.nonzero(torch.rand(n, device=device) < min(p * multiplier, 1.0)).squeeze(1)
+                if not idx.numel():
+                    continue
+                if kind == "geometric":
+                    spatial[idx] = spatial[idx] @ GEOMETRIC[name](idx.numel(), h, device)
+                elif kind == "colour":
+                    colour[idx] = COLOUR[name](idx.numel(), c, mid, span, device) @ colour[idx]
+                else:
+                    masked[name] = idx
+        warp = _changed(spatial)
+        recolour = _changed(colour)
+        chosen = warp | recolour
+        for idx in masked.values():
+            chosen[idx] = True
+        if not chosen.any():
+            return images
+        picked = torch.nonzero(chosen).squeeze(1)
+        x = images[picked]  # only the selected samples: (S, C, H, W)
+
+        local = warp[picked]
+        if local.any():
+            rows = torch.nonzero(local).squeeze(1)
+            grid = F.affine_grid(spatial[picked][rows, :2].to(x.dtype), [len(rows), c, h, w],
+                                 align_corners=False)
+            warped = F.grid_sample(x[rows], grid, mode="bilinear", padding_mode="reflection",
+                                   align_corners=False)
+            x = x.index_copy(0, rows, warped)
+        local = recolour[picked]
+        if local.any():
+            m = colour[picked].to(x.dtype)  # identity rows leave their samples unchanged
+            x = torch.einsum("sij,sjhw->sihw", m[:, :c, :c], x) + m[:, :c, c].view(-1, c, 1, 1)
+            x = x.clamp(low, high)  # D must never see values a real image cannot have
+        position = torch.full((n,), -1, dtype=torch.long, device=device)
+        position[picked] = torch.arange(len(picked), device=device)
+        for name, idx in masked.items():
+            rows = position[idx]
+            x = x.index_copy(0, rows, MASK[name](x[rows], mid))
+
         layout = torch.channels_last if images.is_contiguous(memory_format=torch.channels_last) \
             else torch.contiguous_format
-        if self.geometric:
-            theta = torch.eye(3, device=device).repeat(n, 1, 1)  # (B, 3, 3)
-            for name, multiplier in self.geometric.items():
-                idx = self._selected(n, multiplier, device)
-                if idx.numel():
-                    theta[idx] = theta[idx] @ GEOMETRIC[name](idx.numel(), h, device)
-            moved = torch.nonzero((theta != torch.eye(3, device=device)).flatten(1).any(1)).squeeze(1)
-            if moved.numel():
-                subset = images[moved]
-                grid = F.affine_grid(theta[moved, :2].to(subset.dtype), list(subset.shape), align_corners=False)
-                warped = F.grid_sample(subset, grid, mode="bilinear", padding_mode="reflection",
-                                       align_corners=False)
-                images = images.index_copy(0, moved, warped)  # keeps the images' memory format
-        for name, multiplier in self.pixel.items():
-            idx = self._selected(n, multiplier, device)
-            if idx.numel():
-                # clamped: D must never see values a real image cannot have
-                changed = PIXEL[name](images[idx], self.value_range).clamp(*self.value_range)
-                images = images.index_copy(0, idx, changed)
-        return images.contiguous(memory_format=layout)
+        return images.index_copy(0, picked, x).contiguous(memory_format=layout)
+
+
+def _changed(matrices: torch.Tensor) -> torch.Tensor:
+    """Which samples' matrices differ from the identity: (B,) bool."""
+    eye = torch.eye(matrices.shape[-1], device=matrices.device)
+    return (matrices != eye).flatten(1).any(1)
+
+
+def active_ops(ops: dict[str, dict[str, float]]) -> bool:
+    return any(ops.values())
