@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from .config import DEFAULT_STEPS, TrainConfig, from_dict, merge, resolve_config, to_dict, validate
+from .config import (DEFAULT_STEPS, TrainConfig, default_features, from_dict, merge, resolve_config,
+                     to_dict, validate)
 from .data import load_dataset
 from .errors import GankitError
 from .training import checkpoint as ckpt
@@ -56,6 +57,19 @@ def _make_run_dir(config: TrainConfig) -> Path:
     return run_dir
 
 
+def _prepare_eval(config: TrainConfig, data):
+    """(training images, held-out images, feature extractor), the last two None without
+    evaluation. The split depends only on the data, so a resumed run holds out the same images;
+    the extractor loads before any folder is written (inception without weights fails here)."""
+    if config.eval.every is None:
+        return data, None, None
+    from .metrics import load_feature_extractor
+
+    extractor = load_feature_extractor(config.eval.features, config.eval.inception_weights)
+    train_part, held_out = data.split(config.eval.holdout, seed=0)
+    return train_part, held_out, extractor
+
+
 def _write_config(config: TrainConfig, run_dir: Path) -> None:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
@@ -76,10 +90,13 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
     recipe = get_recipe(config.recipe)
     # A size the models cannot make fails here, before any decoding or writing.
     recipe.check(recipe.options(config.model), DataSpec(config.data.size, config.data.channels or 3))
+    if config.eval.every is not None and config.eval.features is None:
+        config.eval.features = default_features(config.data.source)
     data = load_dataset(config.data, progress=config.progress)
     config.data.channels = data.channels  # record what "auto" resolved to
+    data, held_out, extractor = _prepare_eval(config, data)
     run_dir = _make_run_dir(config)
-    trainer = Trainer(config, data, run_dir)
+    trainer = Trainer(config, data, run_dir, eval_data=held_out, extractor=extractor)
     _write_config(config, run_dir)
     return trainer.train()
 
@@ -110,7 +127,8 @@ def _resume(path: str | Path, options: dict) -> TrainResult:
         config.name = None
         run_dir = _make_run_dir(config)
     data = load_dataset(config.data, progress=config.progress)
-    trainer = Trainer(config, data, run_dir, state=state)
+    data, held_out, extractor = _prepare_eval(config, data)
+    trainer = Trainer(config, data, run_dir, state=state, eval_data=held_out, extractor=extractor)
     _write_config(config, run_dir)
     return trainer.train()
 

@@ -79,6 +79,8 @@ def train(
     aug: Optional[Aug] = typer.Option(None, help="Augmentation of what D sees: adaptive, fixed p, DiffAugment or none. [default: ada]"),
     p: Optional[float] = typer.Option(None, "--p", help="Augmentation probability: the start for ada, the constant for fixed. [default: 0]"),
     ada_target: Optional[float] = typer.Option(None, help="ADA's target for E[sign(D(real))]. [default: 0.6]"),
+    eval_every: Optional[int] = typer.Option(None, help="Steps between KID evaluations on held-out images; keeps checkpoints/best.pt. [default: never]"),
+    inception_weights: Optional[str] = typer.Option(None, help="Local FID Inception weights file (for evaluation with inception features)."),
     recipe: Optional[str] = typer.Option(None, help=f"GAN recipe (see `gankit list`). [default: {_T.recipe}]"),
     steps: Optional[int] = typer.Option(None, help=f"Total training steps. [default: {DEFAULT_STEPS} if no other bound]"),
     epochs: Optional[float] = typer.Option(None, help="Total passes over the data."),
@@ -117,7 +119,8 @@ def train(
     options = load_yaml(config) if config else {}
     options = merge(options, {k: v for k, v in flat.items() if v is not None})
     augment_options = {"mode": aug.value if aug else None, "p": p, "target": ada_target}
-    for section, values in (("data", data_options), ("augment", augment_options)):
+    eval_options = {"every": eval_every, "inception_weights": inception_weights}
+    for section, values in (("data", data_options), ("augment", augment_options), ("eval", eval_options)):
         given = {k: v for k, v in values.items() if v is not None}
         if given:
             options = merge(options, {section: given})
@@ -155,16 +158,58 @@ def sample(
     typer.echo(f"wrote {n} samples from step {generator.step} to {out}")
 
 
+@app.command("eval")
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint file, or a run folder (its latest checkpoint)."),
+    metrics: str = typer.Option("kid,fid", help="Comma-separated: kid, fid."),
+    features: Optional[str] = typer.Option(None, help="Feature extractor: mnist, inception, inception75 or a registered name. [default: mnist for digit data, else inception]"),
+    n: int = typer.Option(1000, help="Generated images (and at most this many real ones)."),
+    data: Optional[str] = typer.Option(None, help="Real images to compare with. [default: the run's training data]"),
+    inception_weights: Optional[Path] = typer.Option(None, help="Local FID Inception weights file."),
+    seed: int = typer.Option(0, help="Seed of the generated latents."),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Score a checkpoint's EMA generator with KID and/or FID against real images."""
+    import dataclasses
+    import json
+
+    import torch
+
+    from .api import load_generator
+    from .config import default_features
+    from .data import load_dataset
+    from .metrics import compute_metrics
+
+    generator = load_generator(checkpoint, device=device)
+    data_config = dataclasses.replace(generator.config.data, **({"source": data} if data else {}))
+    real = load_dataset(data_config, progress=progress)
+    features = features or default_features(data_config.source)
+    latents = torch.Generator().manual_seed(seed)
+    scores = compute_metrics(
+        lambda k: generator.generate(torch.randn(k, generator.latent_dim, generator=latents)),
+        real, features, n=n, metrics=[m.strip() for m in metrics.split(",") if m.strip()],
+        device=device if device != "auto" else generator.device, weights=inception_weights,
+        progress=progress,
+    )
+    typer.echo(f"{'metric':<10}{'value':>14}")
+    for key, value in scores.items():
+        typer.echo(f"{key:<10}{value:>14.6g}")
+    typer.echo(json.dumps({"checkpoint": str(checkpoint), "step": generator.step, "features": features,
+                           "data": data_config.source, **scores}))
+
+
 @app.command("list")
 def list_registered():
-    """List the registered recipes, losses, update strategies and datasets."""
+    """List the registered recipes, losses, update strategies, datasets and feature extractors."""
     from .data import DATASETS
     from .losses import LOSSES
+    from .metrics import FEATURE_EXTRACTORS
     from .training.updates import UPDATES
     from .variants import RECIPES
 
     for title, registry in (("recipes", RECIPES), ("losses", LOSSES), ("updates", UPDATES),
-                            ("datasets", DATASETS)):
+                            ("datasets", DATASETS), ("features", FEATURE_EXTRACTORS)):
         typer.echo(f"{title}: {', '.join(registry.names())}")
 
 

@@ -50,6 +50,23 @@ class AugmentConfig:
 
 
 @dataclass
+class EvalConfig:
+    every: int | None = None  # steps between KID evaluations of the EMA G (None: never); keeps best.pt
+    n: int = 1000  # generated images per evaluation (and at most this many held-out reals)
+    features: str | None = None  # extractor (`gankit list`); None: mnist for digit data, else inception
+    holdout: float = 0.1  # share of the data kept out of training to evaluate on, when `every` is set
+    inception_weights: str | None = None  # a local copy of the FID Inception weights
+
+
+DIGIT_DATASETS = ("mnist5k", "digits", "mnist")
+
+
+def default_features(source: str) -> str:
+    """The digit classifier's features for digit datasets, Inception's for everything else."""
+    return "mnist" if source in DIGIT_DATASETS else "inception"
+
+
+@dataclass
 class OptimConfig:
     lr_g: float = 2e-4  # Adam learning rate of G (DCGAN paper / keras-io GAN-ADA)
     lr_d: float = 2e-4  # Adam learning rate of D
@@ -64,6 +81,7 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # the recipe's model options (its own dataclass)
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     loss: str = "nonsaturating"  # adversarial loss on D's logits; `gankit list losses`
     update: str = "joint"  # joint: one G and D pass feed both losses (keras GAN-ADA); alternating
     d_steps: int = 1  # alternating update: D steps per G step
@@ -246,5 +264,9 @@ def validate(config: TrainConfig) -> None:
                           "0.6 is usual")
     if aug.speed_kimg <= 0 or aug.interval < 1:
         raise GankitError("augment.speed_kimg must be positive and augment.interval at least 1")
+    if config.eval.every is not None and config.eval.every < 1:
+        raise GankitError(f"eval.every={config.eval.every} must be at least 1 (or unset)")
+    if config.eval.n < 2 or not 0.0 < config.eval.holdout < 1.0:
+        raise GankitError("eval.n must be at least 2 and eval.holdout in (0, 1) (0.1 is usual)")
     if config.data.bbox_padding < 0:
         raise GankitError(f"data.bbox_padding={config.data.bbox_padding} must be 0 or more")

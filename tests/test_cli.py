@@ -160,3 +160,16 @@ def test_resume_with_a_bad_bound_is_one_line(tmp_path, capsys):
     assert run(["train", *TINY, "--steps", "2", "--runs-dir", runs, "--name", "b"], capsys)[0] == 0
     code, _, err = run(["train", "--resume", f"{runs}/b", "--set", "steps=abc"], capsys)
     assert "steps" in one_line_error(code, err)
+
+
+def test_eval_prints_a_table_and_a_json_line(tmp_path, capsys):
+    import json
+
+    runs = str(tmp_path / "runs")
+    assert run(["train", *TINY, "--steps", "2", "--runs-dir", runs, "--name", "e"], capsys)[0] == 0
+    code, out, err = run(["eval", f"{runs}/e", "--n", "30", "--no-progress"], capsys)
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["features"] == "mnist" and result["n_fake"] == 30 and result["step"] == 2
+    assert result["kid_mean"] > 0 and result["fid"] > 0
+    assert "kid_mean" in out.splitlines()[1] or any(line.startswith("kid_mean") for line in out.splitlines())

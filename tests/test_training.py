@@ -1,5 +1,6 @@
 """The training loop: determinism, bit-exact resume, EMA, checkpoints, data order."""
 
+import json
 import os
 import pickle
 
@@ -243,3 +244,32 @@ def test_existing_non_empty_folder_is_not_reused(tmp_path):
     with pytest.raises(GankitError, match="not empty"):
         train(tiny(tmp_path), steps=1, name="mine")
     assert (tmp_path / "runs" / "mine" / "notes.txt").read_text() == "mine"
+
+
+def test_evaluation_during_training_keeps_the_best_and_leaves_resume_exact(tmp_path):
+    options = tiny(tmp_path, eval={"every": 2, "n": 40}, checkpoint_every=3)
+    straight = train(options, steps=6, name="straight")
+    metrics = [json.loads(line) for line in (straight.run_dir / "metrics.jsonl").read_text().splitlines()]
+    kids = [row["metrics/kid"] for row in metrics if "metrics/kid" in row]
+    assert kids and all(k == k for k in kids)  # logged, and not NaN
+    best = ckpt.load_checkpoint(ckpt.best_path(straight.run_dir))
+    assert best["best_kid"] == min(best["best_kid"], final_state(straight)["best_kid"])
+    assert best["step"] in (2, 4, 6)
+    assert [p.name for p in ckpt.list_checkpoints(straight.run_dir)][-1] == "step-00000006.pt"
+
+    first = train(options, steps=3, name="split")
+    split = final_state(train(resume=first.run_dir, steps=6))
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng"):
+        assert_same_tensors(final_state(straight)[key], split[key], key)
+    assert split["best_kid"] == final_state(straight)["best_kid"]
+
+
+def test_inception_evaluation_without_weights_fails_before_writing(tmp_path, monkeypatch):
+    from gankit.metrics import features
+
+    monkeypatch.delenv("GANKIT_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(features, "network_reachable", lambda *a, **k: False)
+    with pytest.raises(GankitError, match="Inception weights"):
+        train(tiny(tmp_path), steps=2, eval={"every": 1, "features": "inception"})
+    assert not (tmp_path / "runs").exists()

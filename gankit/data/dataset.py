@@ -61,6 +61,24 @@ class ImageData:
         return torch.stack(crops).float().div_(255)  # (B, C, size, size)
 
 
+    def subset(self, indices: torch.Tensor) -> "ImageData":
+        images = self.images[indices] if isinstance(self.images, torch.Tensor) \
+            else [self.images[i] for i in indices.tolist()]
+        labels = self.labels[indices] if self.labels is not None else None
+        return ImageData(images, labels, self.class_names, self.name, self.size, self.channels)
+
+    def split(self, holdout: float, seed: int = 0) -> tuple["ImageData", "ImageData"]:
+        """(train, held out): a fixed random `holdout` share kept apart, e.g. for KID."""
+        n_held = max(1, round(len(self) * holdout))
+        if n_held >= len(self):
+            from ..errors import GankitError
+
+            raise GankitError(f"holding out {holdout:.0%} of {len(self)} images leaves none to train "
+                              "on: lower --set eval.holdout or use more images")
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.subset(order[n_held:].sort().values), self.subset(order[:n_held].sort().values)
+
+
 # name -> loader(cfg, progress) -> ImageData
 DATASETS: Registry[Callable[[DataConfig, bool], ImageData]] = Registry("dataset", check=callable)
 

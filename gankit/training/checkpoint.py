@@ -26,6 +26,11 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
 
 
+def best_path(run_dir: Path) -> Path:
+    """The checkpoint with the lowest evaluation KID so far (never pruned)."""
+    return Path(run_dir) / CHECKPOINT_DIR / "best.pt"
+
+
 def save_checkpoint(state: dict, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

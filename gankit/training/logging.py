@@ -109,7 +109,7 @@ class ProgressSink:
     """A tqdm bar over steps (or seconds, for a pure time budget) showing the latest scalars."""
 
     SHOWN = {"loss/d": "D", "loss/g": "G", "d/acc_real": "acc_r", "d/acc_fake": "acc_f",
-             "speed/images_per_s": "img/s", "augment/p": "p"}
+             "speed/images_per_s": "img/s", "augment/p": "p", "metrics/kid": "kid"}
 
     def __init__(self, total: int, initial: int, unit: str, enabled: bool = True):
         from tqdm.auto import tqdm

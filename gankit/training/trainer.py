@@ -110,8 +110,13 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, data: ImageData, run_dir: Path, state: dict | None = None):
+    def __init__(self, config: TrainConfig, data: ImageData, run_dir: Path, state: dict | None = None,
+                 eval_data: ImageData | None = None, extractor: torch.nn.Module | None = None):
+        """`eval_data` and `extractor` (features for KID) are needed when config.eval.every is set."""
         self.config, self.data, self.run_dir = config, data, Path(run_dir)
+        assert config.eval.every is None or (eval_data is not None and extractor is not None)
+        self.eval_data, self.extractor = eval_data, extractor
+        self.best_kid = math.inf
         self.device = select_device(config.device)
         self.autocast = autocast_factory(self.device, config.precision)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -163,6 +168,7 @@ class Trainer:
             "rng": ckpt.rng_state(self.device),
             "augment": {"p": self.augment.p.detach().cpu(),
                         "controller": self.ada.state_dict() if self.ada else {}},
+            "best_kid": self.best_kid,
             "data": {"name": self.data.name, "size": self.data.size, "channels": self.data.channels,
                      "num_images": len(self.data), "class_names": self.data.class_names},
         }
@@ -176,6 +182,7 @@ class Trainer:
             self.nets.opt_d.load_state_dict(state["opt_d"])
             self.step, self.batches_drawn = int(state["step"]), int(state["batches_drawn"])
             self.images_seen = int(state["images_seen"])
+            self.best_kid = float(state.get("best_kid", math.inf))
             self.augment.p.copy_(state["augment"]["p"])
             if self.ada is not None:
                 self.ada.load_state_dict(state["augment"]["controller"])
@@ -208,6 +215,32 @@ class Trainer:
         chunks = [to_unit_range(G(z.to(self.device)), G.output_range).cpu()
                   for z in self.grid_latents.split(256)]
         return save_grid(torch.cat(chunks), self.run_dir / "samples" / f"step-{self.step:08d}.png")
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """KID of the EMA generator against the held-out images; keeps checkpoints/best.pt at the
+        lowest KID (as the keras example's ModelCheckpoint on val_kid). Uses its own latents, so
+        the training RNG and thus exact resume are untouched."""
+        from ..metrics import KID_MEAN, compute_metrics
+
+        G = self.ema.model
+        latents = torch.Generator().manual_seed(derive_seed(self.config.seed, "eval"))
+
+        def sample(k: int) -> torch.Tensor:
+            z = torch.randn(k, G.latent_dim, generator=latents).to(self.device)
+            return to_unit_range(G(z), G.output_range)
+
+        scores = compute_metrics(sample, self.eval_data, self.config.eval.features,
+                                 n=self.config.eval.n, metrics=("kid",), device=self.device,
+                                 extractor=self.extractor, progress=False,
+                                 # subsets as large as the smaller side: no shrink warning each time
+                                 kid_subset_size=min(self.config.eval.n, len(self.eval_data)))
+        kid = scores[KID_MEAN]
+        report("metrics/kid", kid)
+        if kid < self.best_kid:
+            self.best_kid = kid
+            ckpt.save_checkpoint(self.state_dict(), ckpt.best_path(self.run_dir))
+        return kid
 
     def total_steps(self) -> int | None:
         bounds = []
@@ -281,6 +314,8 @@ class Trainer:
                 side_start = time.perf_counter()
                 if self.step % cfg.sample_every == 0:
                     self.save_samples()
+                if cfg.eval.every is not None and self.step % cfg.eval.every == 0:
+                    self.evaluate()
                 if self.step % cfg.checkpoint_every == 0:
                     last_checkpoint = self.save_checkpoint()
                 side_time += time.perf_counter() - side_start
