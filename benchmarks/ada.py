@@ -34,10 +34,13 @@ def balanced_split(per_class: int):
 
 
 def run(mode: str, train_data, held_out, args) -> dict:
-    run_dir = Path(args.out) / f"run-{mode}"
+    run_dir = Path(args.out) / f"run-{mode}{'-%dsteps' % args.steps if args.steps else ''}"
     shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
     config = resolve_config({
-        "data": {"size": 32, "channels": 1}, "time_budget": args.seconds, "seed": args.seed,
+        "data": {"size": 32, "channels": 1}, "seed": args.seed,
+        # equal wall clock by default; equal steps (--steps) when the machine is shared
+        **({"steps": args.steps} if args.steps else {"time_budget": args.seconds}),
         "augment": {"mode": mode}, "progress": False, "log_every": 10,
         "sample_every": 10**9, "checkpoint_every": 10**9, "runs_dir": args.out,
     })
@@ -51,7 +54,8 @@ def run(mode: str, train_data, held_out, args) -> dict:
         lambda k: to_unit_range(G(torch.randn(k, G.latent_dim, generator=latents)), G.output_range),
         held_out, "mnist", n=args.n, metrics=("kid",), progress=False)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    shutil.copy(sorted((run_dir / "samples").glob("*.png"))[-1], Path(args.out) / f"ada-samples-{mode}.png")
+    tag = f"-{args.steps}steps" if args.steps else ""
+    shutil.copy(sorted((run_dir / "samples").glob("*.png"))[-1], Path(args.out) / f"ada-samples-{mode}{tag}.png")
     return {"augment": mode, "steps": result.step, "seconds": round(seconds, 1),
             "kimg": round(result.images_seen / 1000, 1), "kid": scores[KID_MEAN],
             "kid_std": scores[KID_STD], "final_p": rows[-1].get("augment/p", 0.0),
@@ -85,6 +89,8 @@ def plot(results: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="equal step budgets instead of equal time (robust on a busy machine)")
     parser.add_argument("--per-class", type=int, default=50)
     parser.add_argument("--n", type=int, default=2000, help="generated images for KID")
     parser.add_argument("--seed", type=int, default=0)
@@ -93,11 +99,12 @@ def main() -> None:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     train_data, held_out = balanced_split(args.per_class)
     results = [run(mode, train_data, held_out, args) for mode in ("none", "ada")]
-    plot(results, Path(args.out) / "ada_p.png")
+    plot(results, Path(args.out) / f"ada_p{'-%dsteps' % args.steps if args.steps else ''}.png")
     summary = {"benchmark": "ada", "train_images": len(train_data), "eval_images": len(held_out),
-               "size": 32, "seconds_each": args.seconds, "features": "mnist", "n_fake": args.n,
+               "size": 32, "seconds_each": None if args.steps else args.seconds, "steps_each": args.steps, "features": "mnist", "n_fake": args.n,
                "torch": torch.__version__, "results": results}
-    (Path(args.out) / "ada.json").write_text(json.dumps(summary, indent=1))
+    tag = f"-{args.steps}steps" if args.steps else ""
+    (Path(args.out) / f"ada{tag}.json").write_text(json.dumps(summary, indent=1))
     for r in results:
         print(f"{r['augment']:>5}: {r['steps']} steps, {r['kimg']} kimg, KID {r['kid']:.4f} "
               f"± {r['kid_std']:.4f}, final p {r['final_p']:.3f}, D real acc {r['final_acc_real']:.2f}")
