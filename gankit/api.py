@@ -65,7 +65,8 @@ def _prepare_eval(config: TrainConfig, data):
         return data, None, None
     from .metrics import load_feature_extractor
 
-    extractor = load_feature_extractor(config.eval.features, config.eval.inception_weights)
+    weights = config.eval.inception_weights if config.eval.features.startswith("inception") else None
+    extractor = load_feature_extractor(config.eval.features, weights)
     train_part, held_out = data.split(config.eval.holdout, seed=0)
     return train_part, held_out, extractor
 

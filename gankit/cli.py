@@ -163,7 +163,7 @@ def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint file, or a run folder (its latest checkpoint)."),
     metrics: str = typer.Option("kid,fid", help="Comma-separated: kid, fid."),
     features: Optional[str] = typer.Option(None, help="Feature extractor: mnist, inception, inception75 or a registered name. [default: mnist for digit data, else inception]"),
-    n: int = typer.Option(1000, help="Generated images (and at most this many real ones)."),
+    n: int = typer.Option(2000, help="Generated images (and at most this many real ones); KID uses subsets of 1000."),
     data: Optional[str] = typer.Option(None, help="Real images to compare with. [default: the run's training data]"),
     inception_weights: Optional[Path] = typer.Option(None, help="Local FID Inception weights file."),
     seed: int = typer.Option(0, help="Seed of the generated latents."),
@@ -189,7 +189,8 @@ def evaluate(
     scores = compute_metrics(
         lambda k: generator.generate(torch.randn(k, generator.latent_dim, generator=latents)),
         real, features, n=n, metrics=[m.strip() for m in metrics.split(",") if m.strip()],
-        device=device if device != "auto" else generator.device, weights=inception_weights,
+        device=device if device != "auto" else generator.device,
+        weights=inception_weights if features.startswith("inception") else None,
         progress=progress,
     )
     typer.echo(f"{'metric':<10}{'value':>14}")

@@ -262,6 +262,15 @@ def validate(config: TrainConfig) -> None:
     if not -1.0 < aug.target < 1.0:
         raise GankitError(f"augment.target={aug.target} must be in (-1, 1): it is E[sign(D(real))]; "
                           "0.6 is usual")
+    from .augment.pipeline import ALL_OPS  # here: augment imports torch, config stays light
+
+    for name, multiplier in aug.ops.items():
+        if name not in ALL_OPS:
+            raise GankitError(f"unknown augmentation {name!r} in augment.ops: choose from "
+                              f"{', '.join(ALL_OPS)}")
+        if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or multiplier < 0:
+            raise GankitError(f"augment.ops.{name}={multiplier!r} must be a number >= 0 "
+                              "(a multiplier of p; 0 turns the op off)")
     if aug.speed_kimg <= 0 or aug.interval < 1:
         raise GankitError("augment.speed_kimg must be positive and augment.interval at least 1")
     if config.eval.every is not None and config.eval.every < 1:

@@ -42,9 +42,13 @@ def test_every_op_keeps_shape_and_range_and_is_differentiable(op, value_range):
 
 
 def test_geometric_ops_compose_into_one_resampling_of_the_right_kind():
-    x = images(n=2, channels=1, size=8)
-    flipped = AugmentPipe({"xflip": 1.0}, (0.0, 1.0), p=1.0)(x)
-    assert torch.allclose(flipped, x.flip(-1), atol=1e-5)
+    x = images(n=64, channels=1, size=8)
+    torch.manual_seed(0)
+    out = AugmentPipe({"xflip": 1.0}, (0.0, 1.0), p=1.0)(x)
+    flipped = torch.isclose(out, x.flip(-1), atol=1e-5).flatten(1).all(1)
+    kept = torch.equal(out[~flipped], x[~flipped])
+    # once selected, a sample is mirrored with probability 1/2: otherwise flips would leak at p >= 0.5
+    assert kept and 0.3 < flipped.float().mean() < 0.7
     torch.manual_seed(3)
     shifted = AugmentPipe({"translate": 1.0}, (0.0, 1.0), p=1.0)(x)
     # an integer translation only moves pixels (reflection at the border): values stay values
@@ -53,7 +57,7 @@ def test_geometric_ops_compose_into_one_resampling_of_the_right_kind():
 
 def test_only_the_selected_samples_change():
     torch.manual_seed(0)
-    pipe = AugmentPipe({"xflip": 1.0}, (0.0, 1.0), p=0.5)
+    pipe = AugmentPipe({"brightness": 1.0}, (0.0, 1.0), p=0.5)
     x = images(n=400, channels=1, size=8)
     y = pipe(x)
     changed = (y != x).flatten(1).any(1)
@@ -126,3 +130,22 @@ def test_resume_restores_p_and_the_controller_exactly(tmp_path):
     assert straight["augment"]["controller"] == split["augment"]["controller"]
     for key in straight["G_ema"]:
         assert torch.equal(straight["G_ema"][key], split["G_ema"][key]), key
+
+
+def test_augmentation_runs_in_fp32_under_bf16_autocast_and_keeps_the_dtype():
+    pipe, _ = build_augmentation(AugmentConfig(mode="fixed", p=0.9), (0.0, 1.0))
+    x = images().to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = pipe(x)
+    assert y.dtype == torch.bfloat16 and y.shape == x.shape
+
+
+def test_bad_augmentation_options_fail_before_anything_is_written(tmp_path):
+    from gankit.errors import GankitError
+
+    base = {"data": {"source": "digits", "size": 16}, "steps": 1, "runs_dir": str(tmp_path / "runs")}
+    with pytest.raises(GankitError, match="unknown augmentation 'spin'"):
+        train(base, augment={"ops": {"spin": 1}})
+    with pytest.raises(GankitError, match="must be a number >= 0"):
+        train(base, augment={"ops": {"cutout": "abc"}})
+    assert not (tmp_path / "runs").exists()

@@ -42,11 +42,14 @@ def _rotation(angle: Tensor) -> Tensor:
 
 
 def xflip(n: int, size: int, device) -> Tensor:
-    return _scale(torch.full((n,), -1.0, device=device), torch.ones(n, device=device))
+    # Flip with probability 1/2 once selected: flipped and unflipped views then differ in how
+    # likely they are for every p < 1, so D can still tell G's mirrored images apart (no leak).
+    sign = torch.where(torch.rand(n, device=device) < 0.5, -1.0, 1.0)
+    return _scale(sign, torch.ones(n, device=device))
 
 
 def rotate90(n: int, size: int, device) -> Tensor:
-    quarter_turns = torch.randint(1, 4, (n,), device=device).float()
+    quarter_turns = torch.randint(0, 4, (n,), device=device).float()  # 0 included: no leak, as xflip
     return _rotation(quarter_turns * (math.pi / 2)).round()  # exact 0/±1 entries: no blur
 
 
@@ -85,7 +88,8 @@ def _colour_eye(n: int, channels: int, device) -> Tensor:
 
 def brightness(n: int, channels: int, mid: float, span: float, device, std: float = 0.2) -> Tensor:
     m = _colour_eye(n, channels, device)
-    m[:, :channels, channels] = (torch.randn(n, 1, device=device) * std * span)  # add to all channels
+    # std in units of half the range (StyleGAN2-ADA's 0.2 on [-1, 1]); added to all channels
+    m[:, :channels, channels] = torch.randn(n, 1, device=device) * std * span / 2
     return m
 
 
@@ -93,7 +97,7 @@ def contrast(n: int, channels: int, mid: float, span: float, device, std: float 
     # scale around the range's middle grey: x -> mid + c (x - mid), c log-normal (base 2)
     c = torch.exp2(torch.randn(n, device=device) * std)
     m = _colour_eye(n, channels, device)
-    idx = torch.arange(channels)
+    idx = torch.arange(channels, device=device)
     m[:, idx, idx] = c.unsqueeze(1)
     m[:, :channels, channels] = (mid * (1 - c)).unsqueeze(1)
     return m

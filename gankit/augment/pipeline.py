@@ -46,6 +46,12 @@ class AugmentPipe(nn.Module):
         p = float(self.p)
         if p <= 0.0 or not active_ops(self.ops):
             return images
+        # Augment in fp32 even under bf16 autocast: exact integer shifts and flips, and one
+        # precision for reals and fakes; the result goes back to the input's dtype.
+        with torch.autocast(images.device.type, enabled=False):
+            return self._augment(images.float(), p).to(images.dtype)
+
+    def _augment(self, images: torch.Tensor, p: float) -> torch.Tensor:
         n, c, h, w = images.shape  # (B, C, H, W)
         device = images.device
         low, high = self.value_range

@@ -69,8 +69,8 @@ class ImageData:
 
     def split(self, holdout: float, seed: int = 0) -> tuple["ImageData", "ImageData"]:
         """(train, held out): a fixed random `holdout` share kept apart, e.g. for KID."""
-        n_held = max(1, round(len(self) * holdout))
-        if n_held >= len(self):
+        n_held = max(2, round(len(self) * holdout))  # KID needs at least two of each
+        if n_held >= len(self) - 1:
             from ..errors import GankitError
 
             raise GankitError(f"holding out {holdout:.0%} of {len(self)} images leaves none to train "

@@ -305,7 +305,7 @@ class Trainer:
                 self.step += 1
                 interval_images += self.images_seen - seen_before
                 if self.ada is not None:
-                    self.ada.observe(stats["d/sign_real"], cfg.batch)
+                    self.ada.observe(stats["d/sign_real"], self.images_seen - seen_before)
                     self.ada.maybe_update(self.step)
                 report("augment/p", self.augment.p)
                 for name, value in stats.items():
