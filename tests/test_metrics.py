@@ -355,3 +355,23 @@ def test_compute_metrics_rejects_fakes_outside_0_1_and_unknown_metrics(registry)
         compute_metrics(tanh_range, toy_images(0), "projection", progress=False)
     with pytest.raises(GankitError, match="unknown metric is"):
         compute_metrics(torch.rand(100, 1, 8, 8), toy_images(0), "projection", metrics=("is",))
+
+
+def test_features_module_colon_name_loads_a_users_extractor(tmp_path, monkeypatch):
+    from gankit.errors import GankitError
+    from gankit.metrics import load_feature_extractor
+
+    (tmp_path / "my_features.py").write_text(
+        "import torch\n"
+        "class Pooled(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)\n"
+        "def pooled():\n"
+        "    return Pooled()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    extractor = load_feature_extractor("my_features:pooled")
+    assert extractor(torch.rand(3, 1, 8, 8)).shape == (3, 4)
+    with pytest.raises(GankitError, match="defines no callable"):
+        load_feature_extractor("my_features:nothing")
+    with pytest.raises(GankitError, match="cannot import"):
+        load_feature_extractor("no_such_module_xyz:thing")

@@ -19,6 +19,7 @@ Anyone can add a module (or a factory that builds one) with `register_feature_ex
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import socket
@@ -49,7 +50,24 @@ def register_feature_extractor(name: str, module_or_factory: ExtractorEntry) -> 
 
 def load_feature_extractor(name: str, weights: str | Path | None = None) -> nn.Module:
     """The extractor registered as `name`. `weights`: a weights file for the built-in extractors
-    that take one (inception, inception75, mnist); None finds their default."""
+    that take one (inception, inception75, mnist); None finds their default.
+
+    From the command line, `package.module:NAME` imports that module first, so an extractor it
+    registers (or a module/factory it defines as NAME) can be used with `--features`."""
+    if ":" in name and name not in FEATURE_EXTRACTORS:
+        module_name, _, attribute = name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise GankitError(f"cannot import {module_name} for --features {name} ({err}): "
+                              "make it importable (e.g. set PYTHONPATH)") from None
+        if attribute not in FEATURE_EXTRACTORS:
+            if not callable(getattr(module, attribute, None)):
+                raise GankitError(f"{module_name} registers no feature extractor '{attribute}' and "
+                                  f"defines no callable {attribute}: register one or fix the name")
+            register_feature_extractor(name, getattr(module, attribute))
+        else:
+            name = attribute
     entry = FEATURE_EXTRACTORS.get(name)
     if isinstance(entry, nn.Module):
         if weights is not None:
@@ -145,13 +163,18 @@ def find_inception_weights(weights: str | Path | None = None) -> Path:
             f"the Inception weights {INCEPTION_FILE} are not on this machine and there is no "
             f"network to download them: fetch {INCEPTION_URL} elsewhere and put it in "
             f"{cached.parent}/ (or pass --inception-weights PATH, or set {INCEPTION_ENV}=PATH)")
-    cached.parent.mkdir(parents=True, exist_ok=True)
+    previous_timeout = socket.getdefaulttimeout()
     try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        # A stalled connection must fail, not hang: every socket read gives up after 30 s.
+        socket.setdefaulttimeout(30)
         # Writes a temporary file and renames it, and checks the sha256 prefix.
         torch.hub.download_url_to_file(INCEPTION_URL, str(cached), INCEPTION_SHA256_PREFIX)
-    except Exception as err:  # HTTP errors, dropped connections, a wrong hash: all mean "no file"
+    except Exception as err:  # HTTP errors, stalls, a wrong hash, an unwritable folder: no file
         raise GankitError(f"downloading {INCEPTION_URL} failed ({first_line(err)}); "
                           f"download it by hand into {cached.parent}/") from None
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
     return cached
 
 
