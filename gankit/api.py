@@ -137,24 +137,65 @@ def _resume(path: str | Path, options: dict) -> TrainResult:
 class LoadedGenerator:
     """The EMA generator of a checkpoint, rebuilt from the config stored inside it."""
 
-    def __init__(self, module: torch.nn.Module, config: TrainConfig, step: int, device: torch.device):
+    def __init__(self, module: torch.nn.Module, config: TrainConfig, step: int, device: torch.device,
+                 class_names: list[str] | None = None):
         self.module, self.config, self.step, self.device = module, config, step, device
+        self.num_classes = getattr(module, "num_classes", 0)
+        self.class_names = class_names or [str(i) for i in range(self.num_classes)]
 
     @property
     def latent_dim(self) -> int:
         return self.module.latent_dim
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int | None = 0, batch_size: int = 256) -> torch.Tensor:
-        """`n` images as floats in [0, 1], (n, C, H, W), on the CPU. Same seed, same images."""
-        g = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = torch.randn(n, self.latent_dim, generator=g)
-        return self.generate(z, batch_size)
+    def label_index(self, label: int | str) -> int:
+        """A class index from an index or a class name; anything else is a user error."""
+        if not self.num_classes:
+            raise GankitError("this generator is unconditional: drop --label (train with --conditional "
+                              "or --recipe cgan for class-conditional samples)")
+        if isinstance(label, str) and label in self.class_names:
+            return self.class_names.index(label)
+        try:
+            index = int(label)
+        except (TypeError, ValueError):
+            index = -1
+        if not 0 <= index < self.num_classes:
+            raise GankitError(f"label {label!r} is not a class of this generator: use 0..{self.num_classes - 1} "
+                              f"or one of {', '.join(self.class_names[:10])}")
+        return index
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        out = [to_unit_range(self.module(chunk.to(self.device)), self.module.output_range).cpu()
-               for chunk in z.split(batch_size)]
+    def sample(self, n: int, seed: int | None = 0, batch_size: int = 256,
+               label: int | str | None = None) -> torch.Tensor:
+        """`n` images as floats in [0, 1], (n, C, H, W), on the CPU. Same seed, same images.
+        A conditional generator draws random classes unless `label` fixes one."""
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        z = torch.randn(n, self.latent_dim, generator=g)
+        labels = None
+        if label is not None:
+            labels = torch.full((n,), self.label_index(label), dtype=torch.long)
+        elif self.num_classes:
+            labels = torch.randint(self.num_classes, (n,), generator=g)
+        return self.generate(z, batch_size, labels)
+
+    @torch.no_grad()
+    def sample_by_class(self, per_class: int, seed: int | None = 0) -> torch.Tensor:
+        """One row of `per_class` images per class, the same latents down each column."""
+        from .models.conditional import class_rows
+
+        if not self.num_classes:
+            raise GankitError("this generator is unconditional: --by-class needs a conditional GAN")
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        z, labels = class_rows(self.num_classes, per_class, self.latent_dim, g)
+        return self.generate(z, labels=labels)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, batch_size: int = 256, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes and labels is None:
+            raise GankitError("this generator is conditional: give one label per latent")
+        label_chunks = labels.split(batch_size) if labels is not None else [None] * len(z.split(batch_size))
+        out = [to_unit_range(self.module(chunk.to(self.device), y if y is None else y.to(self.device)),
+                             self.module.output_range).cpu()
+               for chunk, y in zip(z.split(batch_size), label_chunks)]
         return torch.cat(out) if out else torch.empty(0)
 
 
@@ -163,7 +204,10 @@ def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     state = ckpt.load_checkpoint(path)
     config = from_dict(TrainConfig, state["config"], "checkpoint config")
     data = state.get("data", {})
-    spec = DataSpec(size=config.data.size, channels=data.get("channels") or config.data.channels or 3)
+    num_classes = int(data.get("num_classes", 0)) if config.conditional else 0
+    class_names = (data.get("class_names") or None) if num_classes else None
+    spec = DataSpec(size=config.data.size, channels=data.get("channels") or config.data.channels or 3,
+                    num_classes=num_classes)
     G, _ = get_recipe(config.recipe).make(config.model, spec)
     try:
         G.load_state_dict(state["G_ema"])
@@ -173,7 +217,7 @@ def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
             "or edited; use another checkpoint"
         ) from None
     device_ = select_device(device)
-    return LoadedGenerator(G.to(device_).eval(), config, int(state["step"]), device_)
+    return LoadedGenerator(G.to(device_).eval(), config, int(state["step"]), device_, class_names)
 
 
 __all__ = ["train", "load_generator", "LoadedGenerator", "TrainResult"]

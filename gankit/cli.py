@@ -73,6 +73,8 @@ def train(
     channels: Optional[int] = typer.Option(None, help="1 or 3. [default: the data's own]"),
     crop: Optional[Crop] = typer.Option(None, help=f"How non-square images become square. [default: {_D.crop}]"),
     labels: Optional[bool] = typer.Option(None, "--labels/--no-labels", help="Class labels from sub-folder names."),
+    labels_csv: Optional[str] = typer.Option(None, help="Class labels from a CSV of attributes whose first column names the files (e.g. list_attr_celeba.csv)."),
+    label_column: Optional[str] = typer.Option(None, help="The --labels-csv (or celeba) column that becomes the class, e.g. Blond_Hair."),
     bbox: Optional[str] = typer.Option(None, help="Bounding boxes: a CSV (file,x,y,w,h) or a CUB-200-2011 root."),
     data_root: Optional[str] = typer.Option(None, help="Where torchvision datasets are kept / downloaded."),
     limit: Optional[int] = typer.Option(None, help="Use only this many images."),
@@ -82,6 +84,22 @@ def train(
     eval_every: Optional[int] = typer.Option(None, help="Steps between KID evaluations on held-out images; keeps checkpoints/best.pt. [default: never]"),
     inception_weights: Optional[str] = typer.Option(None, help="Local FID Inception weights file (for evaluation with inception features)."),
     recipe: Optional[str] = typer.Option(None, help=f"GAN recipe (see `gankit list`). [default: {_T.recipe}]"),
+    loss: Optional[str] = typer.Option(None, help="Adversarial loss: nonsaturating, saturating, wasserstein, hinge, lsgan. [default: the recipe's]"),
+    penalty: Optional[str] = typer.Option(None, help="Gradient penalty on D: none, gp (WGAN-GP), r1. [default: the recipe's]"),
+    penalty_weight: Optional[float] = typer.Option(None, help="Weight of the penalty. [default: gp 10, r1 5]"),
+    update: Optional[str] = typer.Option(None, help="Update strategy: joint, alternating, two_phase. [default: the recipe's]"),
+    d_steps: Optional[int] = typer.Option(None, help="D (critic) steps per step (alternating, two_phase). [default: the recipe's]"),
+    g_steps: Optional[int] = typer.Option(None, help="G steps per step (alternating, two_phase). [default: 1]"),
+    conditional: Optional[bool] = typer.Option(None, "--conditional/--unconditional", help="Class labels into G and D (the data needs labels)."),
+    spectral_norm: Optional[bool] = typer.Option(None, "--spectral-norm/--no-spectral-norm", help="Spectral normalisation of every D layer."),
+    label_smoothing: Optional[float] = typer.Option(None, help="One-sided label smoothing: D's real target is 1 - this. [default: 0]"),
+    label_noise: Optional[float] = typer.Option(None, help="Per-sample noise of this width on D's targets. [default: 0]"),
+    label_flip: Optional[float] = typer.Option(None, help="Probability of flipping each of D's targets. [default: 0]"),
+    replay: Optional[int] = typer.Option(None, help="Experience replay: past fakes kept for D (0: off). [default: 0]"),
+    replay_fraction: Optional[float] = typer.Option(None, help="Share of D's fake batch drawn from the replay buffer. [default: 0.5]"),
+    d_skip_below: Optional[float] = typer.Option(None, help="Skip D's update while its loss is below this."),
+    lr_g: Optional[float] = typer.Option(None, help="G's learning rate. [default: the recipe's]"),
+    lr_d: Optional[float] = typer.Option(None, help="D's learning rate. [default: the recipe's]"),
     steps: Optional[int] = typer.Option(None, help=f"Total training steps. [default: {DEFAULT_STEPS} if no other bound]"),
     epochs: Optional[float] = typer.Option(None, help="Total passes over the data."),
     time_budget: Optional[float] = typer.Option(None, help="Seconds to train in this invocation."),
@@ -97,13 +115,13 @@ def train(
     precision: Optional[Precision] = typer.Option(None, help=f"fp32, or bf16 autocast. [default: {_T.precision}]"),
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC layout (faster convolutions). [default: on]"),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar. [default: on]"),
-    config: Optional[Path] = typer.Option(None, help="YAML preset applied before the other options."),
+    config: Optional[str] = typer.Option(None, help="YAML preset applied before the other options: a file, or the name of a bundled preset (`gankit list`)."),
     set_: list[str] = typer.Option([], "--set", help="Any config field: --set optim.lr_g=1e-4 (repeatable)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder (or from this checkpoint)."),
 ):
     """Train a GAN (default: the keras-io GAN-ADA DCGAN on the built-in mnist5k digits)."""
     from .api import train as run_training
-    from .config import load_yaml, merge
+    from .config import load_preset, merge
 
     flat = {
         "recipe": recipe, "steps": steps, "epochs": epochs, "time_budget": time_budget,
@@ -111,16 +129,25 @@ def train(
         "sample_every": sample_every, "checkpoint_every": checkpoint_every,
         "keep_checkpoints": keep, "device": device, "channels_last": channels_last,
         "progress": progress, "precision": precision.value if precision else None,
+        "loss": loss, "penalty": penalty, "penalty_weight": penalty_weight, "update": update,
+        "d_steps": d_steps, "g_steps": g_steps, "conditional": conditional,
+        "spectral_norm": spectral_norm, "d_skip_below": d_skip_below,
     }
     data_options = {
         "source": data, "size": size, "channels": channels, "crop": crop.value if crop else None,
-        "labels": labels, "bbox": bbox, "root": data_root, "limit": limit,
+        "labels": labels, "labels_csv": labels_csv, "label_column": label_column, "bbox": bbox,
+        "root": data_root, "limit": limit,
     }
-    options = load_yaml(config) if config else {}
+    options = load_preset(config) if config else {}
     options = merge(options, {k: v for k, v in flat.items() if v is not None})
     augment_options = {"mode": aug.value if aug else None, "p": p, "target": ada_target}
     eval_options = {"every": eval_every, "inception_weights": inception_weights}
-    for section, values in (("data", data_options), ("augment", augment_options), ("eval", eval_options)):
+    target_options = {"smoothing": label_smoothing, "noise": label_noise, "flip": label_flip}
+    replay_options = {"size": replay, "fraction": replay_fraction}
+    optim_options = {"lr_g": lr_g, "lr_d": lr_d}
+    for section, values in (("data", data_options), ("augment", augment_options), ("eval", eval_options),
+                            ("targets", target_options), ("replay", replay_options),
+                            ("optim", optim_options)):
         given = {k: v for k, v in values.items() if v is not None}
         if given:
             options = merge(options, {section: given})
@@ -136,6 +163,8 @@ def sample(
     n: int = typer.Option(64, help="Number of images."),
     out: Path = typer.Option(..., help="x.png: one grid; x.npz: uint8 array `images` (N, H, W, C); a folder: one PNG each."),
     seed: int = typer.Option(0, help="Seed of the latents: the same seed gives the same images."),
+    label: Optional[str] = typer.Option(None, help="Conditional GANs: the class to generate, by index or name. [default: random classes]"),
+    by_class: bool = typer.Option(False, "--by-class", help="Conditional GANs: one row per class from shared latents (n per row)."),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
 ):
     """Generate images with the EMA generator of a checkpoint."""
@@ -145,12 +174,17 @@ def sample(
     if n < 1:
         raise GankitError(f"--n {n}: ask for at least one image")
     generator = load_generator(checkpoint, device=device)
-    images = generator.sample(n, seed=seed)
+    nrow = None
+    if by_class:
+        images = generator.sample_by_class(n, seed=seed)
+        nrow, n = n, len(images)
+    else:
+        images = generator.sample(n, seed=seed, label=label)
     suffix = out.suffix.lower()
     if suffix == ".npz":
         save_npz(images, out)
     elif suffix in (".png", ".jpg", ".jpeg", ".webp"):
-        save_grid(images, out)
+        save_grid(images, out, nrow=nrow)
     elif suffix:
         raise GankitError(f"--out {out}: use a .png (grid), a .npz (array) or a folder name")
     else:
@@ -200,18 +234,66 @@ def evaluate(
                            "data": data_config.source, **scores}))
 
 
+@app.command()
+def nearest(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint file, or a run folder (its latest checkpoint)."),
+    k: int = typer.Option(3, help="Nearest training images shown beside each sample."),
+    n: int = typer.Option(16, help="Generated samples to check (the rows of the picture); the same images as `gankit sample --seed`."),
+    features: Optional[str] = typer.Option(None, help="Feature extractor: mnist, inception, inception75, a registered name, or none (pixel L1 only). [default: mnist for digit data, else inception]"),
+    out: Path = typer.Option(Path("nearest.png"), help="Picture of the pixel-L1 neighbours; the feature neighbours go to <stem>-features.png."),
+    seed: int = typer.Option(0, help="Seed of the generated latents."),
+    quantile: float = typer.Option(0.01, help="Flag a sample closer to the training set than this share of training images are to their nearest other one."),
+    reference: int = typer.Option(2000, help="Training images whose nearest other training image gives the baseline distances."),
+    inception_weights: Optional[Path] = typer.Option(None, help="Local FID Inception weights file."),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Memorisation check: the nearest training images of generated samples, by pixel L1 and by features."""
+    import json
+
+    from .metrics.memorisation import (FLAGGED, MEDIAN_GENERATED, MEDIAN_TRAIN, RATIO, THRESHOLD,
+                                       check_memorisation)
+
+    result = check_memorisation(checkpoint, n=n, k=k, features=features or "auto", out=out,
+                                seed=seed, quantile=quantile, n_reference=reference, device=device,
+                                inception_weights=inception_weights, progress=progress)
+    summaries = {metric: report.summary() for metric, report in result.reports.items()}
+
+    def number(x):
+        return f"{x:>14.4g}" if x is not None else f"{'-':>14}"
+
+    typer.echo(f"{'distance':<10}{'gen->train':>14}{'train->train':>14}{'threshold':>14}"
+               f"{'ratio':>14}{'flagged':>10}")
+    for metric, summary in summaries.items():
+        typer.echo(f"{metric:<10}{number(summary[MEDIAN_GENERATED])}{number(summary[MEDIAN_TRAIN])}"
+                   f"{number(summary[THRESHOLD])}{number(summary[RATIO])}"
+                   f"{f'{len(summary[FLAGGED])}/{n}':>10}")
+    typer.echo(f"(medians of nearest distances; flagged: at or below the {quantile:g} quantile "
+               "of train->train)")
+    copies = [f"{metric} {', '.join(map(str, summary[FLAGGED]))}"
+              for metric, summary in summaries.items() if summary[FLAGGED]]
+    if copies:
+        typer.echo(f"likely copies, by picture row from 0 (framed in red): {'; '.join(copies)}")
+    typer.echo(f"wrote {', '.join(str(path) for path in result.pictures.values())}")
+    typer.echo(json.dumps(result.to_json()))
+
+
 @app.command("list")
 def list_registered():
-    """List the registered recipes, losses, update strategies, datasets and feature extractors."""
+    """List the registered recipes, losses, penalties, update strategies, datasets, feature
+    extractors and the bundled presets."""
+    from .config import preset_names
     from .data import DATASETS
-    from .losses import LOSSES
+    from .losses import LOSSES, PENALTIES
     from .metrics import FEATURE_EXTRACTORS
     from .training.updates import UPDATES
     from .variants import RECIPES
 
-    for title, registry in (("recipes", RECIPES), ("losses", LOSSES), ("updates", UPDATES),
-                            ("datasets", DATASETS), ("features", FEATURE_EXTRACTORS)):
+    for title, registry in (("recipes", RECIPES), ("losses", LOSSES), ("penalties", PENALTIES),
+                            ("updates", UPDATES), ("datasets", DATASETS),
+                            ("features", FEATURE_EXTRACTORS)):
         typer.echo(f"{title}: {', '.join(registry.names())}")
+    typer.echo(f"presets (--config NAME): {', '.join(preset_names())}")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):

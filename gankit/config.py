@@ -26,6 +26,8 @@ class DataConfig:
     channels: int | None = None  # 1 or 3; None: the dataset's own (folders: 1 only if all grey)
     crop: str = "center"  # center | random | none (none squashes the whole image to a square)
     labels: bool = False  # folder datasets: class labels from sub-folder names
+    labels_csv: str | None = None  # folders: labels from a CSV of attributes (first column: file)
+    label_column: str | None = None  # the column of labels_csv (or celeba) whose values are classes
     background: str = "white"  # colour that transparent pixels are composited onto
     bbox: str | None = None  # CSV of (file, x, y, w, h) or a CUB-200-2011 root: crop around boxes
     bbox_padding: float = 0.25  # the square crop is the box's longer side times (1 + padding)
@@ -59,6 +61,7 @@ class EvalConfig:
 
 
 DIGIT_DATASETS = ("mnist5k", "digits", "mnist")
+ATTRIBUTE_DATASETS = ("celeba",)  # built-ins with attribute columns of their own (label_column alone)
 
 
 def default_features(source: str) -> str:
@@ -67,7 +70,28 @@ def default_features(source: str) -> str:
 
 
 @dataclass
+class TargetConfig:
+    # D's targets for reals / fakes; see losses/targets.py for what each does and why
+    smoothing: float = 0.0  # one-sided label smoothing: real target 1 - smoothing (0.1 is usual)
+    noise: float = 0.0  # per-sample target noise of this width, pulled towards 0.5 (GDL: 0.1)
+    flip: float = 0.0  # probability of swapping a sample's target (0.05 is usual)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.smoothing or self.noise or self.flip)
+
+
+@dataclass
+class ReplayConfig:
+    # Experience replay (Shrivastava et al. 2017; CycleGAN's image pool of 50 is the same idea):
+    # D also sees fakes from earlier steps, so G cannot win by hopping to a mode D has forgotten.
+    size: int = 0  # past fakes kept (0: off)
+    fraction: float = 0.5  # share of D's fake batch drawn from the buffer once it has filled
+
+
+@dataclass
 class OptimConfig:
+    name: str = "adam"  # adam | rmsprop (rmsprop with Keras' defaults: rho 0.9, eps 1e-7; Hands-On ML)
     lr_g: float = 2e-4  # Adam learning rate of G (DCGAN paper / keras-io GAN-ADA)
     lr_d: float = 2e-4  # Adam learning rate of D
     beta1: float = 0.5  # a low beta1 damps the oscillation of adversarial training (DCGAN paper)
@@ -83,8 +107,16 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     loss: str = "nonsaturating"  # adversarial loss on D's logits; `gankit list losses`
-    update: str = "joint"  # joint: one G and D pass feed both losses (keras GAN-ADA); alternating
-    d_steps: int = 1  # alternating update: D steps per G step
+    targets: TargetConfig = field(default_factory=TargetConfig)  # label smoothing / noise / flips
+    penalty: str = "none"  # none | gp (WGAN-GP) | r1: a gradient penalty on D
+    penalty_weight: float | None = None  # None: the penalty's usual weight (gp 10, r1 5 = gamma/2)
+    update: str = "joint"  # joint (keras GAN-ADA) | alternating | two_phase (Hands-On ML); `gankit list`
+    d_steps: int = 1  # alternating / two_phase: D steps per G step (WGAN-GP: 5)
+    g_steps: int = 1  # alternating / two_phase: G steps after the D steps
+    d_skip_below: float | None = None  # skip D's update while its loss is below this (D too strong)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+    spectral_norm: bool = False  # spectral normalisation of every D layer (Miyato et al. 2018)
+    conditional: bool = False  # class labels into G and D; the data must have labels
     batch: int = 128  # images per step
     steps: int | None = None  # total G steps; with epochs and time_budget, the first reached wins
     epochs: float | None = None  # total passes over the data, converted to steps
@@ -106,7 +138,7 @@ class TrainConfig:
 
 CROPS = ("center", "random", "none")
 AUGMENT_MODES = ("ada", "fixed", "diffaug", "none")
-UPDATES = ("joint", "alternating")
+OPTIMIZERS = ("adam", "rmsprop")
 PRECISIONS = ("fp32", "bf16")
 DEFAULT_STEPS = 3000  # when no bound is given: ~8 minutes at 32 px on a 2-core CPU
 
@@ -204,6 +236,24 @@ def load_yaml(path: str | Path) -> dict:
     return values
 
 
+PRESETS_DIR = Path(__file__).parent / "configs"  # bundled presets; configs/ at the repo root links here
+
+
+def preset_names() -> list[str]:
+    return sorted(path.stem for path in PRESETS_DIR.glob("*.yaml"))
+
+
+def load_preset(name_or_path: str | Path) -> dict:
+    """A YAML file, or the name of a bundled preset (`dcgan-lego` = configs/dcgan-lego.yaml)."""
+    path = Path(name_or_path)
+    if not path.is_file() and path.suffix == "" and (PRESETS_DIR / f"{path.name}.yaml").is_file():
+        path = PRESETS_DIR / f"{path.name}.yaml"
+    if not path.is_file() and path.suffix == "":
+        raise GankitError(f"no config file or preset named {name_or_path}: give a YAML path or one of "
+                          f"{', '.join(preset_names())}")
+    return load_yaml(path)
+
+
 def resolve_config(overrides: dict | None = None) -> TrainConfig:
     """Dataclass defaults < the recipe's defaults < `overrides`, validated."""
     from .variants import get_recipe  # local import: recipes import models, models import config
@@ -226,7 +276,7 @@ def validate(config: TrainConfig) -> None:
     """Checks that need more than one field or a range; each names the fix."""
     choices = {
         "data.crop": (config.data.crop, CROPS),
-        "update": (config.update, UPDATES),
+        "optim.name": (config.optim.name, OPTIMIZERS),
         "precision": (config.precision, PRECISIONS),
         "augment.mode": (config.augment.mode, AUGMENT_MODES),
     }
@@ -235,7 +285,29 @@ def validate(config: TrainConfig) -> None:
             raise GankitError(f"option {key}={value!r} is not valid: use one of {', '.join(allowed)}")
     if config.data.channels not in (None, 1, 3):
         raise GankitError(f"--channels {config.data.channels} is not supported: use 1 or 3")
+    from .losses import LOSSES, PENALTIES  # registries: a typo fails before any data is loaded
+    from .training.updates import UPDATES
+
+    loss = LOSSES.get(config.loss)
+    UPDATES.get(config.update)
+    if config.penalty != "none":
+        PENALTIES.get(config.penalty)
+    if config.penalty_weight is not None and config.penalty_weight < 0:
+        raise GankitError(f"penalty_weight={config.penalty_weight} must be 0 or more")
+    targets = config.targets
+    if not (0.0 <= targets.smoothing < 0.5 and 0.0 <= targets.noise <= 0.5 and 0.0 <= targets.flip < 0.5):
+        raise GankitError("targets.smoothing and targets.flip must be in [0, 0.5) and targets.noise in "
+                          "[0, 0.5] (0.1, 0.1 and 0.05 are usual)")
+    if targets.active and not loss.uses_targets:
+        raise GankitError(f"the {config.loss} loss has no targets to smooth, noise or flip: use "
+                          "--loss nonsaturating / lsgan, or drop the targets options")
+    if config.replay.size < 0 or not 0.0 < config.replay.fraction <= 1.0:
+        raise GankitError(f"replay.size={config.replay.size} must be 0 (off) or more and replay.fraction="
+                          f"{config.replay.fraction} in (0, 1] (0.5 is usual)")
+    if config.d_skip_below is not None and config.d_skip_below <= 0:
+        raise GankitError(f"d_skip_below={config.d_skip_below} must be positive (or unset)")
     positive = {"batch": config.batch, "data.size": config.data.size, "d_steps": config.d_steps,
+                "g_steps": config.g_steps,
                 "sample_every": config.sample_every, "checkpoint_every": config.checkpoint_every,
                 "keep_checkpoints": config.keep_checkpoints, "log_every": config.log_every,
                 "grid_size": config.grid_size}
@@ -279,3 +351,23 @@ def validate(config: TrainConfig) -> None:
         raise GankitError("eval.n must be at least 2 and eval.holdout in (0, 1) (0.1 is usual)")
     if config.data.bbox_padding < 0:
         raise GankitError(f"data.bbox_padding={config.data.bbox_padding} must be 0 or more")
+    check_labels(config.data)
+
+
+def check_labels(data: DataConfig) -> None:
+    """One source of class labels, and a labels CSV always with its column (also checked by
+    load_dataset, which can be called without a resolved config)."""
+    for key in ("labels_csv", "label_column"):
+        if getattr(data, key) is not None and not getattr(data, key).strip():
+            raise GankitError(f"data.{key} is empty: give a value, or leave the option out")
+    if data.labels and (data.labels_csv or data.label_column):
+        raise GankitError("data.labels (sub-folder names) and data.labels_csv/label_column (a CSV "
+                          "column) both give class labels: drop --labels to use the CSV, or drop "
+                          "--labels-csv and --label-column to use the sub-folder names")
+    if data.labels_csv and not data.label_column:
+        raise GankitError(f"data.labels_csv={data.labels_csv} needs data.label_column: name the "
+                          "attribute that becomes the class, e.g. --label-column Blond_Hair")
+    if data.label_column and not data.labels_csv and data.source not in ATTRIBUTE_DATASETS:
+        raise GankitError(f"data.label_column={data.label_column} needs data.labels_csv: pass the "
+                          "CSV that holds that column with --labels-csv (of the built-ins only "
+                          f"{', '.join(ATTRIBUTE_DATASETS)} has attributes of its own)")

@@ -535,3 +535,184 @@ def test_cache_off_writes_nothing(image_dir, data_cache_dir):
     Image.new("L", (4, 4), 9).save(image_dir / "a.png")
     load(image_dir, size=4, cache=False)
     assert not data_cache_dir.exists() or not any(data_cache_dir.iterdir())
+
+
+# --------------------------------------------------------------------------------------------
+# folders: labels from an attribute CSV (CelebA's list_attr_celeba.csv)
+
+ATTRIBUTES = "image_id,5_o_Clock_Shadow,Blond_Hair,Male\n"
+
+
+def _faces(image_dir, names_and_values):
+    """Greyscale 4x4 images whose value tells them apart, at paths relative to image_dir."""
+    for name, value in names_and_values:
+        (image_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (4, 4), value).save(image_dir / name)
+
+
+def test_csv_labels_follow_the_chosen_column(image_dir, tmp_path):
+    _faces(image_dir, [("000001.png", 10), ("000002.png", 20), ("sub/000003.png", 30),
+                       ("deep/000004.png", 40)])
+    csv_file = tmp_path / "list_attr_celeba.csv"
+    csv_file.write_text(ATTRIBUTES
+                        + "000001.png,-1,1,-1\n"
+                        + "000002.png,1,-1,1\n"
+                        + "sub/000003.png,-1,1,1\n"  # a path relative to the data folder
+                        + "000004.png,1,-1,-1\n"  # a basename for an image in a sub-folder
+                        + "000005.png,1,1,1\n")  # no such image: fine (training on a subset)
+    blond = load(image_dir, size=4, labels_csv=str(csv_file), label_column="Blond_Hair")
+    assert blond.class_names == ["not Blond_Hair", "Blond_Hair"]
+    # sorted paths: 000001, 000002, deep/000004, sub/000003
+    assert [pixel(blond, i)[0] for i in range(4)] == [10, 20, 40, 30]
+    assert blond.labels.tolist() == [1, 0, 0, 1]
+    male = load(image_dir, size=4, labels_csv=str(csv_file), label_column="Male")
+    assert male.class_names == ["not Male", "Male"] and male.labels.tolist() == [0, 1, 0, 1]
+
+
+def test_csv_file_names_with_another_folder_match_by_basename(tmp_path):
+    image_dir = tmp_path / "img_align_celeba"
+    _faces(image_dir, [("000001.jpg", 10), ("000002.jpg", 20)])
+    csv_file = tmp_path / "attr.csv"
+    csv_file.write_text("image_id,Smiling\nimg_align_celeba/000001.jpg, 1\n"
+                        "img_align_celeba\\000002.jpg,-1\n")
+    data = load(image_dir, size=4, labels_csv=str(csv_file), label_column="Smiling")
+    assert data.labels.tolist() == [1, 0]
+
+
+def test_csv_values_other_than_plus_minus_one_are_sorted_classes(image_dir, tmp_path):
+    _faces(image_dir, [("a.png", 1), ("b.png", 2), ("c.png", 3), ("d.png", 4)])
+    csv_file = tmp_path / "attr.csv"
+    csv_file.write_text("file,hair,age\na.png,brown,10\nb.png,black,2\nc.png,brown,2\n"
+                        "d.png,grey,30\n")
+    hair = load(image_dir, size=4, labels_csv=str(csv_file), label_column="hair")
+    assert hair.class_names == ["black", "brown", "grey"] and hair.labels.tolist() == [1, 0, 1, 2]
+    age = load(image_dir, size=4, labels_csv=str(csv_file), label_column="age")
+    assert age.class_names == ["2", "10", "30"] and age.labels.tolist() == [1, 0, 0, 2]
+
+
+def test_one_sided_plus_minus_column_keeps_both_classes(image_dir, tmp_path):
+    _faces(image_dir, [("a.png", 1)])
+    csv_file = tmp_path / "attr.csv"
+    csv_file.write_text("image_id,Blond_Hair\na.png,1\n")
+    data = load(image_dir, size=4, labels_csv=str(csv_file), label_column="Blond_Hair")
+    assert data.class_names == ["not Blond_Hair", "Blond_Hair"] and data.labels.tolist() == [1]
+
+
+def test_celeba_original_txt_layout_is_read(image_dir, tmp_path):
+    _faces(image_dir, [("000001.jpg", 10), ("000002.jpg", 20)])
+    txt = tmp_path / "list_attr_celeba.txt"
+    txt.write_text("2\n5_o_Clock_Shadow Blond_Hair \n000001.jpg -1  1\n000002.jpg  1 -1\n")
+    data = load(image_dir, size=4, labels_csv=str(txt), label_column="Blond_Hair")
+    assert data.labels.tolist() == [1, 0]
+
+
+def test_images_without_a_row_are_skipped_with_one_warning(image_dir, tmp_path):
+    _faces(image_dir, [("a.png", 10), ("b.png", 20), ("c.png", 30)])
+    csv_file = tmp_path / "attr.csv"
+    csv_file.write_text("image_id,Blond_Hair\nb.png,1\n")
+    with pytest.warns(UserWarning, match=r"skipped 2 of 3 images .*no row.*\(first: a\.png\)"):
+        data = load(image_dir, size=4, labels_csv=str(csv_file), label_column="Blond_Hair")
+    assert len(data) == 1 and pixel(data) == [20] and data.labels.tolist() == [1]
+    with pytest.warns(UserWarning, match="skipped 2 of 3"):  # said again when read from the cache
+        assert len(load(image_dir, size=4, labels_csv=str(csv_file), label_column="Blond_Hair")) == 1
+    csv_file.write_text("image_id,Blond_Hair\na.jpg,1\n")  # e.g. converted to PNG after download
+    with pytest.raises(GankitError, match=r"none of the 3 images .*a\.png.*a\.jpg.*first column"):
+        load(image_dir, size=4, labels_csv=str(csv_file), label_column="Blond_Hair")
+
+
+@pytest.mark.parametrize("text, column, message", [
+    (None, "Blond_Hair", r"not found: pass the attribute CSV .*--labels-csv"),
+    (ATTRIBUTES + "a.png,1,1,1\n", "Blond", r"'Blond' is not in .*did you mean Blond_Hair\? "
+                                            r"name one .*--label-column \(5_o_Clock_Shadow, "),
+    (ATTRIBUTES + "a.png,1,1,1\n", "image_id", "holds the file names: name an attribute column"),
+    (ATTRIBUTES + "a.png,1,,1\n", "Blond_Hair", r"line 2 \(a\.png\) has no value .*fill it in"),
+    (ATTRIBUTES + "a.png,1,1\n", "Male", r"line 2 \(a\.png\) has no value in column 'Male'"),
+    (ATTRIBUTES + "a.png,1,1,1\na.png,1,-1,1\n", "Blond_Hair", "line 3 repeats a.png .*keep one"),
+    (ATTRIBUTES, "Blond_Hair", "no rows: add one row per image"),
+    ("image_id\na.png\n", "Blond_Hair", "needs a header row .*fix its first line"),
+])
+def test_csv_label_errors_name_the_fix(image_dir, tmp_path, text, column, message):
+    _faces(image_dir, [("a.png", 10)])
+    csv_file = tmp_path / "attr.csv"
+    if text is not None:
+        csv_file.write_text(text)
+    with pytest.raises(GankitError, match=message) as error:
+        load(image_dir, size=4, labels_csv=str(csv_file), label_column=column)
+    assert "\n" not in str(error.value)
+
+
+def test_csv_rows_in_two_folders_with_one_basename_must_agree(tmp_path):
+    image_dir = tmp_path / "a"
+    _faces(image_dir, [("x.png", 10)])
+    csv_file = tmp_path / "attr.csv"
+    csv_file.write_text("file,Blond_Hair\na/x.png,1\nb/x.png,-1\n")
+    with pytest.raises(GankitError, match="share its name x.png .*relative to the data folder"):
+        load(image_dir, size=4, labels_csv=str(csv_file), label_column="Blond_Hair")
+    csv_file.write_text("file,Blond_Hair\na/x.png,1\nb/x.png,1\n")
+    assert load(image_dir, size=4, labels_csv=str(csv_file), label_column="Blond_Hair").labels == 1
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"labels_csv": "attr.csv"}, "needs data.label_column: .*--label-column Blond_Hair"),
+    ({"label_column": "Blond_Hair"}, "needs data.labels_csv: .*--labels-csv"),
+    ({"labels": True, "labels_csv": "attr.csv", "label_column": "Blond_Hair"},
+     "both give class labels: drop --labels to use the CSV, or drop --labels-csv"),
+    ({"labels_csv": " ", "label_column": "Blond_Hair"}, "data.labels_csv is empty"),
+])
+def test_label_options_must_agree(image_dir, options, message):
+    from gankit.config import resolve_config
+
+    _faces(image_dir, [("a.png", 10)])
+    with pytest.raises(GankitError, match=message):
+        load(image_dir, size=4, **options)
+    with pytest.raises(GankitError, match=message):
+        resolve_config({"data": {"source": str(image_dir), **options}})
+
+
+def test_builtin_datasets_take_no_labels_csv(tmp_path):
+    with pytest.raises(GankitError, match="mnist5k is a built-in dataset: pass the folder"):
+        load("mnist5k", labels_csv=str(tmp_path / "attr.csv"), label_column="Blond_Hair")
+    with pytest.raises(GankitError, match="needs data.labels_csv"):
+        load("mnist5k", label_column="Blond_Hair")
+
+
+class _FakeCelebA:
+    """What load_celeba reads of torchvision's CelebA: items, attr (0 / 1) and attr_names."""
+
+    def __init__(self, blond: list[int]):
+        self.attr = torch.tensor([[1, b, 0] for b in blond])  # (N, 3)
+        self.attr_names = ["5_o_Clock_Shadow", "Blond_Hair", "Male", ""]  # "" as torchvision's
+        self.face = Image.new("RGB", (178, 218), GREEN)
+
+    def __len__(self):
+        return len(self.attr)
+
+    def __getitem__(self, i):
+        return self.face, None
+
+
+def test_celeba_label_column_comes_from_its_attributes(monkeypatch):
+    from gankit.config import resolve_config
+    from gankit.data import torchvision_sets
+
+    monkeypatch.setattr(torchvision_sets, "_open", lambda name, cfg: _FakeCelebA([1, 0, 1]))
+    assert resolve_config({"data": {"source": "celeba", "label_column": "Male"}})
+    data = load("celeba", size=8, limit=2, label_column="Blond_Hair")
+    assert data.labels.tolist() == [1, 0] and data.class_names == ["not Blond_Hair", "Blond_Hair"]
+    assert load("celeba", size=8, limit=2).labels is None
+    with pytest.raises(GankitError, match="'Blonde' is not in CelebA's attributes .*Blond_Hair"):
+        load("celeba", size=8, label_column="Blonde")
+
+
+def test_editing_the_csv_changes_the_labels_despite_the_cache(image_dir, tmp_path, monkeypatch):
+    _faces(image_dir, [("a.png", 10), ("b.png", 20)])
+    csv_file = tmp_path / "attr.csv"
+    csv_file.write_text(ATTRIBUTES + "a.png,1,1,1\nb.png,1,-1,1\n")
+    options = {"size": 4, "labels_csv": str(csv_file), "label_column": "Blond_Hair"}
+    assert load(image_dir, **options).labels.tolist() == [1, 0]
+    with monkeypatch.context() as patch:  # an unchanged CSV reads the cache
+        patch.setattr(folder_module, "decode_file", _fail_to_decode)
+        assert load(image_dir, **options).labels.tolist() == [1, 0]
+    csv_file.write_text(ATTRIBUTES + "a.png,1,-1,1\nb.png,1,1,1\n")  # same path, new labels
+    assert load(image_dir, **options).labels.tolist() == [0, 1]
+    assert load(image_dir, **{**options, "label_column": "Male"}).labels.tolist() == [1, 1]

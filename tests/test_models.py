@@ -12,36 +12,72 @@ from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn import ShiftOnlyBatchNorm
 from gankit.variants import RECIPES, DataSpec, get_recipe
 
-SPECS = [DataSpec(size=16, channels=1), DataSpec(size=32, channels=3)]
+SPECS = [DataSpec(size=16, channels=1), DataSpec(size=32, channels=3), DataSpec(size=16, channels=1, num_classes=3)]
+SPEC_IDS = ["16px1c", "32px3c", "16px1c-3classes"]
+# Model options beyond the tiny presets: every architectural switch must keep the contract.
+VARIANTS = {
+    "convgan": [{"minibatch": "stddev"}, {"minibatch": "discrimination"}, {"d_head": "conv"},
+                {"g_start": "convT", "g_norm": "layer", "d_norm": "batch", "output": "sigmoid"},
+                {"d_norm": "layer", "d_dropout": 0.0, "g_activation": "selu", "g_project_activation": False}],
+    "mlp": [{"minibatch": "discrimination"}, {"output": "tanh", "activation": "leaky_relu"}],
+}
+CONDITIONAL_VARIANTS = [{"g_label_input": "embedding", "d_label_input": "projection"},
+                        {"g_label_input": "onehot", "d_label_input": "channels"}]
 
 
-def build(name, spec):
+def build(name, spec, **options):
     recipe = get_recipe(name)
     torch.manual_seed(0)
-    return recipe.build(from_dict(recipe.model_config, recipe.tiny), spec)
+    try:
+        return recipe.build(from_dict(recipe.model_config, {**recipe.tiny, **options}), spec)
+    except GankitError as err:
+        if spec.num_classes and "takes no labels" in str(err):
+            pytest.skip(f"{name} is unconditional")
+        raise
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.size}px{s.channels}c")
-@pytest.mark.parametrize("name", RECIPES.names())
-def test_shapes_and_output_range(name, spec):
-    G, D = build(name, spec)
-    z = torch.randn(5, G.latent_dim)
-    images = G(z)
-    assert images.shape == (5, spec.channels, spec.size, spec.size)
+def labels_for(spec, n):
+    return torch.arange(n) % spec.num_classes if spec.num_classes else None
+
+
+def cases():
+    for name in RECIPES.names():
+        yield pytest.param(name, {}, id=name)
+        for i, options in enumerate(VARIANTS.get(name, [])):
+            yield pytest.param(name, options, id=f"{name}-variant{i}")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
+@pytest.mark.parametrize("name, options", cases())
+def test_shapes_and_output_range(name, options, spec):
+    G, D = build(name, spec, **options)
+    z, labels = torch.randn(6, G.latent_dim), labels_for(spec, 6)
+    images = G(z, labels)
+    assert images.shape == (6, spec.channels, spec.size, spec.size)
     low, high = G.output_range
     assert images.min() >= low and images.max() <= high
-    assert D(images).shape == (5,)
+    assert D(images, labels).shape == (6,)
 
 
-@pytest.mark.parametrize("name", RECIPES.names())
-def test_gradients_reach_every_weight_and_a_step_changes_them(name):
-    G, D = build(name, SPECS[0])
+def _bce_d_loss(real_logits, fake_logits):
+    # The architecture contract: a loss that depends on every D weight (the Wasserstein loss
+    # cancels D's output bias, which is right for that loss but would hide a dead layer here).
+    return get_loss("nonsaturating").d_loss(real_logits, fake_logits)
+
+
+@pytest.mark.parametrize("spec", [SPECS[0], SPECS[2]], ids=[SPEC_IDS[0], SPEC_IDS[2]])
+@pytest.mark.parametrize("name, options", cases())
+def test_gradients_reach_every_weight_and_a_step_changes_them(name, options, spec):
+    # deterministic (str hash() is salted per process): alternate the two label inputs over cases
+    conditional = CONDITIONAL_VARIANTS[sum(map(ord, name + str(options))) % 2] if spec.num_classes and name != "dcgan" else {}
+    G, D = build(name, spec, **options, **conditional)
     loss = get_loss(get_recipe(name).defaults.get("loss", "nonsaturating"))
     low, high = G.output_range
+    labels = labels_for(spec, 6)
     real = torch.rand(6, 1, 16, 16) * (high - low) + low
     losses = {
-        "D": lambda: loss.d_loss(D(real), D(G(torch.randn(6, G.latent_dim)).detach())),
-        "G": lambda: loss.g_loss(D(G(torch.randn(6, G.latent_dim)))),
+        "D": lambda: _bce_d_loss(D(real, labels), D(G(torch.randn(6, G.latent_dim), labels).detach(), labels)),
+        "G": lambda: loss.g_loss(D(G(torch.randn(6, G.latent_dim), labels), labels)),
     }
     for net_name, net in (("D", D), ("G", G)):
         named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
@@ -57,16 +93,18 @@ def test_gradients_reach_every_weight_and_a_step_changes_them(name):
         assert not unchanged, f"one step left {net_name} weights unchanged: {unchanged}"
 
 
-@pytest.mark.parametrize("name", RECIPES.names())
-def test_state_dict_round_trip_gives_identical_outputs(name):
-    G, D = build(name, SPECS[0])
+@pytest.mark.parametrize("name, options", cases())
+def test_state_dict_round_trip_gives_identical_outputs(name, options):
+    spec = SPECS[0]
+    G, D = build(name, spec, **options)
     G.eval(), D.eval()
     buffer = io.BytesIO()
     torch.save({"G": G.state_dict(), "D": D.state_dict()}, buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
     torch.manual_seed(1)  # different init: the load must overwrite everything
-    G2, D2 = get_recipe(name).build(from_dict(get_recipe(name).model_config, get_recipe(name).tiny), SPECS[0])
+    recipe = get_recipe(name)
+    G2, D2 = recipe.build(from_dict(recipe.model_config, {**recipe.tiny, **options}), spec)
     G2.load_state_dict(state["G"]), D2.load_state_dict(state["D"])
     G2.eval(), D2.eval()
     z = torch.randn(3, G.latent_dim)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DataConfig
+from ..config import DataConfig, check_labels
 from ..errors import GankitError
 from . import builtin, torchvision_sets  # noqa: F401  (importing them registers their datasets)
 from .dataset import DATASETS, ImageData
@@ -22,7 +22,11 @@ __all__ = ["DATASETS", "ImageData", "load_dataset"]
 
 def load_dataset(cfg: DataConfig, progress: bool = True) -> ImageData:
     """The dataset `cfg` describes, decoded, cropped, resized and converted to its channels."""
+    check_labels(cfg)
     if cfg.source in DATASETS:
+        if cfg.labels_csv:
+            raise GankitError(f"--labels-csv labels the images of a folder, but {cfg.source} is a "
+                              "built-in dataset: pass the folder of images, or drop --labels-csv")
         return DATASETS.get(cfg.source)(cfg, progress)
     path = Path(cfg.source).expanduser()
     if path.is_file():

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from ..config import DataConfig
 from ..errors import GankitError
-from . import cache
+from . import attributes, cache
 from .bbox import Box, cub_image_paths, is_cub_root, read_boxes
 from .dataset import ImageData, from_decoded, limited
 from .image import Preprocess
@@ -21,19 +21,25 @@ from .image import Preprocess
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 # Options that say where things are, not what the decoded pixels become; every other DataConfig
 # field is part of the cache key, so a new option invalidates old caches unless it is listed here.
-# bbox enters the key as the boxes themselves, so an edited box file is noticed; channels are
-# applied after the cache, which holds each image at its own channel count.
-_NOT_IN_CACHE_KEY = ("source", "root", "download", "cache", "bbox", "channels")
+# bbox and labels_csv enter the key as the boxes and labels themselves, so an edited box or label
+# file is noticed; channels are applied after the cache, which holds each image at its own
+# channel count.
+_NOT_IN_CACHE_KEY = ("source", "root", "download", "cache", "bbox", "labels_csv", "channels")
 
 
 def load_folder(folder: Path, cfg: DataConfig, progress: bool = True) -> ImageData:
     preprocess = Preprocess.from_config(cfg)  # first: a bad option must not read as bad files
     image_root, paths = _image_paths(folder, cfg)
-    labels, class_names = _labels_from_subfolders(paths, image_root) if cfg.labels else (None, None)
+    labels, class_names = None, None
+    if cfg.labels:
+        labels, class_names = _labels_from_subfolders(paths, image_root)
+    elif cfg.labels_csv:
+        paths, labels, class_names = _labels_from_csv(paths, image_root, cfg)  # rowless dropped
     boxes = read_boxes(cfg.bbox, folder) if cfg.bbox else {}
     file_boxes = [boxes.get(os.path.realpath(path)) if boxes else None for path in paths]
 
-    cache_path = _cache_path(folder, image_root, paths, file_boxes, cfg) if cfg.cache else None
+    cache_path = _cache_path(folder, image_root, paths, file_boxes, labels, class_names, cfg) \
+        if cfg.cache else None
     decoded = cache.load(cache_path) if cache_path else None
     if decoded is None:
         images, kept, note = _decode_all(paths, file_boxes, preprocess, limited(cfg, len(paths)),
@@ -98,13 +104,43 @@ def _labels_from_subfolders(paths: list[Path], root: Path) -> tuple[torch.Tensor
     return torch.tensor([index[name] for name in classes], dtype=torch.int64), class_names
 
 
+def _labels_from_csv(paths: list[Path], root: Path, cfg: DataConfig
+                     ) -> tuple[list[Path], torch.Tensor, list[str]]:
+    """(the images that have a row in cfg.labels_csv, their classes in cfg.label_column, names)."""
+    assert cfg.label_column, "config validation pairs labels_csv with label_column"
+    table = attributes.read_table(cfg.labels_csv, cfg.label_column)
+    relpaths = [path.relative_to(root).as_posix() for path in paths]
+    classes = [table.class_of(relpath) for relpath in relpaths]
+    kept = [i for i, klass in enumerate(classes) if klass is not None]
+    if not kept:
+        raise GankitError(
+            f"none of the {len(paths)} images in {root} has a row in {table.path} (images such as "
+            f"{relpaths[0]}, rows such as {table.example()}): the CSV's first column must name "
+            "the files, relative to the data folder or by their file names"
+        )
+    if len(kept) < len(paths):
+        # Skipped with a warning, not an error: a CSV trimmed to some rows is a natural way to
+        # train on a subset, and rows without images are fine too, so the CSV and folder need
+        # only overlap. The warning still catches a renamed or mistyped file.
+        rowless = [relpath for relpath, klass in zip(relpaths, classes) if klass is None]
+        warnings.warn(f"skipped {len(rowless)} of {len(paths)} images that have no row in "
+                      f"{table.path} (first: {rowless[0]}); add rows for them to train on them",
+                      stacklevel=3)
+    labels = torch.tensor([classes[i] for i in kept], dtype=torch.int64)
+    return [paths[i] for i in kept], labels, table.class_names
+
+
 def _cache_path(folder: Path, image_root: Path, paths: list[Path], boxes: list[Box | None],
-                cfg: DataConfig) -> Path:
-    """Keyed by every file's name, size, mtime and box, and by the options that shape pixels."""
+                labels: torch.Tensor | None, class_names: list[str] | None, cfg: DataConfig) -> Path:
+    """Keyed by every file's name, size, mtime and box, by the options that shape pixels, and by
+    CSV labels (sub-folder labels follow from the file names)."""
     options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IN_CACHE_KEY}
     files = [[path.relative_to(image_root).as_posix(), _fingerprint(path), box]
              for path, box in zip(paths, boxes)]
-    return cache.cache_file(folder.resolve().name or "root", {"files": files, "options": options})
+    key = {"files": files, "options": options}
+    if cfg.labels_csv:  # only then: keys of runs without a CSV stay as they were
+        key["csv_labels"] = [labels.tolist(), class_names]
+    return cache.cache_file(folder.resolve().name or "root", key)
 
 
 def _fingerprint(path: Path) -> list[int] | None:

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from ..config import DataConfig
 from ..errors import GankitError
+from .attributes import find_column, plus_minus_names
 from .dataset import DATASETS, ImageData, from_decoded, from_square_arrays, limited
 from .image import Preprocess
 
@@ -36,7 +37,8 @@ _SOURCES = {
                              "Fashion-MNIST files (train-images-idx3-ubyte, ...)"),
     "cifar10": _Source("CIFAR10", {"train": True}, "cifar-10-batches-py",
                        "CIFAR-10 python batches (data_batch_1, ...)"),
-    # target_type=[]: CelebA has attributes, not classes, and a GAN needs neither
+    # target_type=[]: no per-image targets; attributes for label_column are read from
+    # dataset.attr, which torchvision loads whatever the target type
     "celeba": _Source("CelebA", {"split": "train", "target_type": []}, "celeba",
                       "CelebA files (img_align_celeba/ and the list_*.txt files)"),
 }
@@ -96,10 +98,17 @@ def load_cifar10(cfg: DataConfig, progress: bool = True) -> ImageData:
 
 @DATASETS.register("celeba")
 def load_celeba(cfg: DataConfig, progress: bool = True) -> ImageData:
-    """Aligned 178x218 CelebA faces, decoded one by one and cropped like folder images."""
+    """Aligned 178x218 CelebA faces, decoded one by one and cropped like folder images; with
+    cfg.label_column, that attribute is the class ("not Blond_Hair" = 0, "Blond_Hair" = 1)."""
     dataset = _open("celeba", cfg)
     n = limited(cfg, len(dataset))
     preprocess = Preprocess.from_config(cfg)
+    labels, class_names = None, None
+    if cfg.label_column:  # before decoding: a mistyped column must not wait for the images
+        names = list(dataset.attr_names)  # may end in "" (a trailing space in the header line)
+        column = find_column(names, cfg.label_column, f"CelebA's attributes ({data_root(cfg)})")
+        labels = dataset.attr[:n, column].long()  # torchvision maps -1 / 1 to 0 / 1
+        class_names = plus_minus_names(cfg.label_column)
     images = [preprocess(dataset[i][0])
               for i in tqdm(range(n), desc="decoding celeba", unit="img", disable=not progress)]
-    return from_decoded("celeba", images, None, None, cfg)
+    return from_decoded("celeba", images, labels, class_names, cfg)

@@ -1,5 +1,7 @@
-"""Adversarial losses as pure functions of D's logits; see adversarial.py."""
+"""Adversarial losses, D's targets and gradient penalties; see adversarial.py, targets.py, penalties.py."""
 
 from .adversarial import LOSSES, AdversarialLoss, get_loss
+from .penalties import PENALTIES, Penalty
+from .targets import TargetConfig, make_targets
 
-__all__ = ["LOSSES", "AdversarialLoss", "get_loss"]
+__all__ = ["LOSSES", "AdversarialLoss", "get_loss", "PENALTIES", "Penalty", "TargetConfig", "make_targets"]

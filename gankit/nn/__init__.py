@@ -1,5 +1,5 @@
 """Layers shared by several architectures."""
 
-from .layers import ShiftOnlyBatchNorm
+from .layers import MinibatchDiscrimination, MinibatchStdDev, ShiftOnlyBatchNorm, spectral_normalize
 
-__all__ = ["ShiftOnlyBatchNorm"]
+__all__ = ["MinibatchDiscrimination", "MinibatchStdDev", "ShiftOnlyBatchNorm", "spectral_normalize"]

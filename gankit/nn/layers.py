@@ -26,3 +26,60 @@ class ShiftOnlyBatchNorm(nn.modules.batchnorm._BatchNorm):
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() not in (2, 4):
             raise ValueError(f"expected a 2D or 4D input, got {input.dim()}D")
+
+
+class MinibatchStdDev(nn.Module):
+    """Appends one feature map: the mean standard deviation of the features across a group of
+    samples (Karras et al. 2018, ProGAN). A batch of near-identical fakes (mode collapse) has a
+    tell-tale low value that D can learn to reject, which pushes G towards variety.
+
+    (B, C, H, W) -> (B, C + 1, H, W); samples are grouped in fours (or fewer if B needs it).
+    """
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        group = next(g for g in range(min(self.group_size, b), 0, -1) if b % g == 0)
+        y = x.float().reshape(group, b // group, c, h, w)  # sample i is in group column i % (b/g)
+        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # (B/g, C, H, W)
+        stat = std.mean(dim=(1, 2, 3)).to(x.dtype)  # (B/g,)
+        stat = stat.repeat(group).view(b, 1, 1, 1).expand(b, 1, h, w)
+        return torch.cat([x, stat], dim=1)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016: each sample learns how close it is to the others in its batch.
+
+    f (B, A) -> M = f T (B, K, C); c_k(i, j) = exp(-||M_i,k - M_j,k||_1); o_i,k = sum_{j != i} c_k(i, j);
+    output [f, o] (B, A + K). D sees reals and fakes in separate passes, so a collapsed fake batch
+    (all o large) is easy to tell from a varied real one.
+    """
+
+    def __init__(self, in_features: int, kernels: int = 50, kernel_dim: int = 5):
+        super().__init__()
+        self.kernels, self.kernel_dim = kernels, kernel_dim
+        self.out_features = in_features + kernels
+        self.T = nn.Parameter(torch.randn(in_features, kernels * kernel_dim) * 0.1)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        assert f.dim() == 2 and f.shape[1] == self.T.shape[0], f"expected (B, {self.T.shape[0]})"
+        m = (f @ self.T).view(-1, self.kernels, self.kernel_dim)  # (B, K, C)
+        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(dim=3)  # (B, B, K)
+        o = torch.exp(-l1).sum(dim=1) - 1.0  # (B, K): minus exp(0) = 1, a sample's match with itself
+        return torch.cat([f, o], dim=1)
+
+
+def spectral_normalize(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every conv and linear weight of `module`:
+    each layer's largest singular value is held at 1, so D is roughly 1-Lipschitz without a
+    gradient penalty. One power iteration per forward pass, as in the paper."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for name, child in list(module.named_modules()):
+        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and \
+                not torch.nn.utils.parametrize.is_parametrized(child, "weight"):
+            spectral_norm(child)
+    return module

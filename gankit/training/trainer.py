@@ -20,15 +20,18 @@ from pathlib import Path
 import torch
 
 from ..augment import build_augmentation
-from ..config import TrainConfig, to_dict
+from ..config import OptimConfig, TrainConfig, to_dict
 from ..data import ImageData
 from ..errors import GankitError
-from ..losses import get_loss
+from ..losses import PENALTIES, get_loss
+from ..models.conditional import class_rows
+from ..nn import spectral_normalize
 from ..variants import DataSpec, get_recipe
 from ..visualize import from_unit_range, save_grid, to_unit_range
 from . import checkpoint as ckpt
 from .ema import EMA
 from .logging import JsonLinesSink, ProgressSink, Reporter, TensorBoardSink, report
+from .replay import ReplayBuffer
 from .updates import UPDATES, Nets
 
 
@@ -70,6 +73,27 @@ def autocast_factory(device: torch.device, precision: str):
             "emulate it slowly: use --precision fp32"
         )
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def num_classes(data: ImageData) -> int:
+    """Classes of a labelled dataset; a conditional GAN on unlabelled data is a user error."""
+    if data.labels is None:
+        raise GankitError(
+            f"a conditional GAN needs class labels, but {data.name} has none: for a folder use "
+            "--labels (sub-folders) or --labels-csv FILE --label-column NAME, or drop --conditional"
+        )
+    return len(data.class_names) if data.class_names else int(data.labels.max()) + 1
+
+
+def make_optimizer(net: torch.nn.Module, optim: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    if optim.name == "rmsprop":  # Keras' RMSprop defaults (rho 0.9, eps 1e-7), as Hands-On ML uses it
+        return torch.optim.RMSprop(net.parameters(), lr=lr, alpha=0.9, eps=1e-7)
+    return torch.optim.Adam(net.parameters(), lr=lr, betas=(optim.beta1, optim.beta2))
+
+
+def _split(labels, size: int):
+    return labels.split(size) if isinstance(labels, torch.Tensor) else \
+        [None] * len(range(0, len(labels), size))
 
 
 class BatchStream:
@@ -121,24 +145,34 @@ class Trainer:
         self.autocast = autocast_factory(self.device, config.precision)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         recipe = get_recipe(config.recipe)
+        self.num_classes = num_classes(data) if config.conditional else 0
 
         torch.manual_seed(config.seed)  # initial weights
-        G, D = recipe.make(config.model, DataSpec(size=data.size, channels=data.channels))
+        G, D = recipe.make(config.model, DataSpec(data.size, data.channels, self.num_classes))
+        if config.spectral_norm:
+            D = spectral_normalize(D)
         G = G.to(self.device, memory_format=self.memory_format)
         D = D.to(self.device, memory_format=self.memory_format)
-        opt = config.optim
         self.augment, self.ada = build_augmentation(config.augment, G.output_range)
         self.augment.to(self.device)
+        penalty = PENALTIES.get(config.penalty) if config.penalty != "none" else None
+        self.replay = ReplayBuffer(config.replay.size, config.replay.fraction) if config.replay.size else None
         self.nets = Nets(
             G=G,
             D=D,
-            opt_g=torch.optim.Adam(G.parameters(), lr=opt.lr_g, betas=(opt.beta1, opt.beta2)),
-            opt_d=torch.optim.Adam(D.parameters(), lr=opt.lr_d, betas=(opt.beta1, opt.beta2)),
+            opt_g=make_optimizer(G, config.optim, config.optim.lr_g),
+            opt_d=make_optimizer(D, config.optim, config.optim.lr_d),
             loss=get_loss(config.loss),
             device=self.device,
             autocast=self.autocast,
             augment=self.augment,
             memory_format=self.memory_format,
+            targets=config.targets,
+            penalty=penalty,
+            penalty_weight=(config.penalty_weight if config.penalty_weight is not None
+                            else penalty.default_weight if penalty else 0.0),
+            replay=self.replay,
+            d_skip_below=config.d_skip_below,
         )
         self.update = UPDATES.get(config.update)
         self.ema = EMA(G, config.ema_decay)
@@ -147,7 +181,13 @@ class Trainer:
         self.batches_drawn = 0
         self.images_seen = 0
         g = torch.Generator().manual_seed(derive_seed(config.seed, "grid"))
-        self.grid_latents = torch.randn(config.grid_size, G.latent_dim, generator=g)
+        if self.num_classes:  # one row per class, shared latents down each column
+            per_class = max(1, config.grid_size // self.num_classes)
+            self.grid_latents, self.grid_labels = class_rows(self.num_classes, per_class, G.latent_dim, g)
+            self.grid_nrow = per_class
+        else:
+            self.grid_latents = torch.randn(config.grid_size, G.latent_dim, generator=g)
+            self.grid_labels, self.grid_nrow = None, None
         if state is not None:
             self._load_state(state)
         else:
@@ -169,8 +209,10 @@ class Trainer:
             "augment": {"p": self.augment.p.detach().cpu(),
                         "controller": self.ada.state_dict() if self.ada else {}},
             "best_kid": self.best_kid,
+            "replay": self.replay.state_dict() if self.replay is not None else {},
             "data": {"name": self.data.name, "size": self.data.size, "channels": self.data.channels,
-                     "num_images": len(self.data), "class_names": self.data.class_names},
+                     "num_images": len(self.data), "class_names": self.data.class_names,
+                     "num_classes": self.num_classes},
         }
 
     def _load_state(self, state: dict) -> None:
@@ -184,6 +226,8 @@ class Trainer:
             self.images_seen = int(state["images_seen"])
             self.best_kid = float(state.get("best_kid", math.inf))
             self.augment.p.copy_(state["augment"]["p"])
+            if self.replay is not None:
+                self.replay.load_state_dict(state["replay"], self.device)
             if self.ada is not None:
                 self.ada.load_state_dict(state["augment"]["controller"])
             ckpt.restore_rng_state(state["rng"], self.device)
@@ -212,9 +256,12 @@ class Trainer:
     @torch.no_grad()
     def save_samples(self) -> Path:
         G = self.ema.model
-        chunks = [to_unit_range(G(z.to(self.device)), G.output_range).cpu()
-                  for z in self.grid_latents.split(256)]
-        return save_grid(torch.cat(chunks), self.run_dir / "samples" / f"step-{self.step:08d}.png")
+        labels = self.grid_labels if self.grid_labels is not None else [None] * len(self.grid_latents)
+        chunks = [to_unit_range(G(z.to(self.device), y if y is None else y.to(self.device)),
+                                G.output_range).cpu()
+                  for z, y in zip(self.grid_latents.split(256), _split(labels, 256))]
+        return save_grid(torch.cat(chunks), self.run_dir / "samples" / f"step-{self.step:08d}.png",
+                         nrow=self.grid_nrow)
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -228,7 +275,9 @@ class Trainer:
 
         def sample(k: int) -> torch.Tensor:
             z = torch.randn(k, G.latent_dim, generator=latents).to(self.device)
-            return to_unit_range(G(z), G.output_range)
+            labels = (torch.randint(self.num_classes, (k,), generator=latents).to(self.device)
+                      if self.num_classes else None)
+            return to_unit_range(G(z, labels), G.output_range)
 
         scores = compute_metrics(sample, self.eval_data, self.config.eval.features,
                                  n=self.config.eval.n, metrics=("kid",), device=self.device,
@@ -300,7 +349,7 @@ class Trainer:
         with Reporter(sinks + [bar]) as reporter, self._stop_on_interrupt():
             while not self._finished(total, budget, start):
                 seen_before = self.images_seen
-                stats = self.update.step(self.nets, self._next_batch, cfg.d_steps)
+                stats = self.update.step(self.nets, self._next_batch, cfg.d_steps, cfg.g_steps)
                 self.ema.update(self.nets.G)
                 self.step += 1
                 interval_images += self.images_seen - seen_before

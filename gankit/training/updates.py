@@ -1,8 +1,16 @@
 """How one training step updates G and D. The loop calls `UPDATES[config.update]`.
 
-Both strategies draw D's input from separate forward passes on real and generated images (so
-batch norm never mixes their statistics) and run every image D sees through `nets.augment`, the
-hook where augmentation pipelines plug in.
+    joint        one G pass and one D pass on the fakes feed both losses (keras GAN-ADA, the
+                 TensorFlow DCGAN tutorial: two tapes over one forward pass)
+    alternating  d_steps D steps on fresh batches with G frozen, then g_steps G steps (WGAN-GP)
+    two_phase    Hands-On ML's textbook step: D on one concatenated real + fake batch with targets
+                 1 / 0, then G through D with D's weights frozen
+
+Every image D sees goes through `nets.augment` (the hook augmentation pipelines plug into). Except
+in two_phase, reals and fakes go through D in separate passes, so batch norm never mixes their
+statistics. D's side of every strategy is `discriminator_loss`: targets (smoothing, noise, flips),
+the adversarial loss, a gradient penalty, and experience replay all live there, so a strategy is
+only the order of passes.
 """
 
 from __future__ import annotations
@@ -14,8 +22,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..losses import AdversarialLoss
+from ..config import TargetConfig
+from ..losses import AdversarialLoss, Penalty, make_targets
 from ..registry import Registry
+from .replay import ReplayBuffer
 
 Tensor = torch.Tensor
 Batch = tuple[Tensor, Tensor | None]  # (images in G's value range on the device, labels or None)
@@ -34,6 +44,11 @@ class Nets:
     autocast: Callable[[], AbstractContextManager]
     augment: Callable[[Tensor], Tensor] = field(default=lambda images: images)
     memory_format: torch.memory_format = torch.contiguous_format
+    targets: TargetConfig = field(default_factory=TargetConfig)
+    penalty: Penalty | None = None
+    penalty_weight: float = 0.0
+    replay: ReplayBuffer | None = None
+    d_skip_below: float | None = None  # skip D's step while its loss is below this
 
     def __post_init__(self):
         self.g_params = [p for p in self.G.parameters() if p.requires_grad]
@@ -46,13 +61,14 @@ class Nets:
         return self.G(self.latents(n), labels).contiguous(memory_format=self.memory_format)
 
 
-UpdateFn = Callable[[Nets, Callable[[], Batch], int], dict[str, Tensor]]
+UpdateFn = Callable[[Nets, Callable[[], Batch], int, int], dict[str, Tensor]]
 
 
 @dataclass(frozen=True)
 class Update:
-    step: UpdateFn  # (nets, next_batch, d_steps) -> scalars to report
+    step: UpdateFn  # (nets, next_batch, d_steps, g_steps) -> scalars to report
     batches_per_step: Callable[[int], int]  # d_steps -> real batches one step draws (for --epochs)
+    description: str = ""
 
 
 UPDATES: Registry[Update] = Registry("update", lambda x: isinstance(x, Update))
@@ -68,48 +84,146 @@ def _d_stats(real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
     }
 
 
-def joint_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1) -> dict[str, Tensor]:
+def discriminator_loss(nets: Nets, real_logits: Tensor, fake_logits: Tensor, real_seen: Tensor,
+                       fake_seen: Tensor, labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    """D's loss on its logits for the (augmented) images it saw, plus the gradient penalty."""
+    real_target, fake_target, stats = make_targets(nets.targets, real_logits.shape[0],
+                                                   fake_logits.shape[0], nets.device)
+    loss = nets.loss.d_loss(real_logits, fake_logits, real_target, fake_target)
+    stats["loss/d_adv"] = loss.detach()
+    if nets.penalty is not None:
+        n = min(real_seen.shape[0], fake_seen.shape[0])
+        penalty = nets.penalty.fn(nets.D, real_seen[:n], fake_seen[:n], labels[:n] if labels is not None else None)
+        loss = loss + nets.penalty_weight * penalty
+        stats[f"loss/{nets.penalty.name}"] = penalty.detach()
+    return loss, stats
+
+
+def _d_step(nets: Nets, d_loss: Tensor, stats: dict[str, Tensor]) -> None:
+    """D's optimiser step, unless D is already winning by more than `d_skip_below` (the balance
+    trick: let G catch up instead of making a perfect D whose gradients vanish)."""
+    skip = nets.d_skip_below is not None and float(d_loss.detach()) < nets.d_skip_below
+    if nets.d_skip_below is not None:
+        stats["d/skipped"] = torch.tensor(float(skip))
+    if not skip:
+        nets.opt_d.step()
+
+
+def _with_replay(nets: Nets, fake: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None, int]:
+    """(D's fake batch: the first B - k fakes then k replayed ones, their labels, k)."""
+    if nets.replay is None:
+        return fake, labels, 0
+    k = nets.replay.replay_count(fake.shape[0])
+    if k:
+        old, old_labels = nets.replay.sample(k)  # before pushing: D sees k genuinely older fakes
+    nets.replay.push(fake, labels)
+    if k == 0:
+        return fake, labels, 0
+    mixed = torch.cat([fake[: fake.shape[0] - k].detach(), old.to(fake.dtype)])
+    mixed = mixed.contiguous(memory_format=nets.memory_format)
+    mixed_labels = torch.cat([labels[: labels.shape[0] - k], old_labels]) if labels is not None else None
+    return mixed, mixed_labels, k
+
+
+def joint_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1, g_steps: int = 1) -> dict[str, Tensor]:
     """One G pass and one D pass on the fakes feed both losses, as a persistent GradientTape does
     in the keras-io GAN-ADA example: each net's gradient is taken before either net moves. This
     saves a G forward and a D forward on the fakes per step (~25-30% of the step on CPU)."""
     real, labels = next_batch()
+    n = real.shape[0]
     with nets.autocast():
-        fake = nets.generate(real.shape[0], labels)
-        real_logits = nets.D(nets.augment(real), labels)
-        fake_logits = nets.D(nets.augment(fake), labels)
-        d_loss = nets.loss.d_loss(real_logits, fake_logits)
-        g_loss = nets.loss.g_loss(fake_logits)
+        fake = nets.generate(n, labels)
+        real_seen = nets.augment(real)
+        real_logits = nets.D(real_seen, labels)
+        d_fake, d_labels, k = _with_replay(nets, fake, labels)
+        if k:  # D judges [B - k fresh, k replayed, the k fresh it did not replace] in one pass
+            fake_in = torch.cat([d_fake, fake[n - k:]])
+            fake_labels = torch.cat([d_labels, labels[n - k:]]) if labels is not None else None
+        else:
+            fake_in, fake_labels = fake, labels
+        fake_seen = nets.augment(fake_in)
+        logits = nets.D(fake_seen, fake_labels)
+        d_fake_logits = logits[:n]
+        g_fake_logits = torch.cat([logits[: n - k], logits[n:]]) if k else logits
+        d_loss, stats = discriminator_loss(nets, real_logits, d_fake_logits, real_seen, fake_seen[:n], labels)
+        g_loss = nets.loss.g_loss(g_fake_logits)
     nets.opt_g.zero_grad(set_to_none=True)
     nets.opt_d.zero_grad(set_to_none=True)
     # `inputs=` keeps each loss's gradient to its own net: d_loss never touches G and vice versa.
     g_loss.backward(inputs=nets.g_params, retain_graph=True)
     d_loss.backward(inputs=nets.d_params)
-    nets.opt_d.step()
+    _d_step(nets, d_loss, stats)
     nets.opt_g.step()
-    return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **_d_stats(real_logits, fake_logits)}
+    if k:
+        stats["replay/fraction"] = torch.tensor(k / n)
+    return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats,
+            **_d_stats(real_logits, g_fake_logits)}
 
 
-def alternating_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1) -> dict[str, Tensor]:
-    """`d_steps` D steps on fresh batches with G frozen, then one G step through the updated D."""
+def _g_steps(nets: Nets, labels: Tensor | None, n: int, g_steps: int) -> Tensor:
+    """`g_steps` G steps through D (D's weights untouched: only G's parameters get gradients)."""
+    for _ in range(g_steps):
+        with nets.autocast():
+            g_loss = nets.loss.g_loss(nets.D(nets.augment(nets.generate(n, labels)), labels))
+        nets.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward(inputs=nets.g_params)
+        nets.opt_g.step()
+    return g_loss
+
+
+def alternating_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1,
+                       g_steps: int = 1) -> dict[str, Tensor]:
+    """`d_steps` D steps on fresh batches with G frozen, then `g_steps` G steps through the new D."""
     for _ in range(d_steps):
         real, labels = next_batch()
         with nets.autocast():
             with torch.no_grad():
                 fake = nets.generate(real.shape[0], labels)
-            real_logits = nets.D(nets.augment(real), labels)
-            fake_logits = nets.D(nets.augment(fake), labels)
-            d_loss = nets.loss.d_loss(real_logits, fake_logits)
+            fake, fake_labels, k = _with_replay(nets, fake, labels)
+            real_seen, fake_seen = nets.augment(real), nets.augment(fake)
+            real_logits = nets.D(real_seen, labels)
+            fake_logits = nets.D(fake_seen, fake_labels)
+            d_loss, stats = discriminator_loss(nets, real_logits, fake_logits, real_seen, fake_seen, labels)
         nets.opt_d.zero_grad(set_to_none=True)
         d_loss.backward(inputs=nets.d_params)
-        nets.opt_d.step()
-    stats = _d_stats(real_logits, fake_logits)
-    with nets.autocast():
-        g_loss = nets.loss.g_loss(nets.D(nets.augment(nets.generate(real.shape[0], labels)), labels))
-    nets.opt_g.zero_grad(set_to_none=True)
-    g_loss.backward(inputs=nets.g_params)
-    nets.opt_g.step()
+        _d_step(nets, d_loss, stats)
+    stats.update(_d_stats(real_logits, fake_logits))
+    if k:
+        stats["replay/fraction"] = torch.tensor(k / real.shape[0])
+    g_loss = _g_steps(nets, labels, real.shape[0], g_steps)
     return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats}
 
 
-UPDATES.register("joint", Update(joint_update, batches_per_step=lambda d_steps: 1))
-UPDATES.register("alternating", Update(alternating_update, batches_per_step=lambda d_steps: d_steps))
+def two_phase_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1,
+                     g_steps: int = 1) -> dict[str, Tensor]:
+    """Hands-On ML's train_gan: phase one trains D on [reals; fakes] with targets [1; 0] in one
+    pass, phase two trains G through D with D frozen. One pass means batch norm in D would see a
+    mixed batch; the book's D has none."""
+    for _ in range(d_steps):
+        real, labels = next_batch()
+        n = real.shape[0]
+        with nets.autocast():
+            with torch.no_grad():
+                fake = nets.generate(n, labels)
+            fake, fake_labels, k = _with_replay(nets, fake, labels)
+            real_seen, fake_seen = nets.augment(real), nets.augment(fake)
+            both_labels = torch.cat([labels, fake_labels]) if labels is not None else None
+            logits = nets.D(torch.cat([real_seen, fake_seen]), both_labels)
+            real_logits, fake_logits = logits[:n], logits[n:]
+            d_loss, stats = discriminator_loss(nets, real_logits, fake_logits, real_seen, fake_seen, labels)
+        nets.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward(inputs=nets.d_params)
+        _d_step(nets, d_loss, stats)
+    stats.update(_d_stats(real_logits, fake_logits))
+    if k:
+        stats["replay/fraction"] = torch.tensor(k / n)
+    g_loss = _g_steps(nets, labels, n, g_steps)
+    return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats}
+
+
+UPDATES.register("joint", Update(joint_update, lambda d_steps: 1,
+                                 "one forward pass feeds both losses (keras GAN-ADA, TF tutorial)"))
+UPDATES.register("alternating", Update(alternating_update, lambda d_steps: d_steps,
+                                       "d_steps D steps, then g_steps G steps (WGAN-GP)"))
+UPDATES.register("two_phase", Update(two_phase_update, lambda d_steps: d_steps,
+                                     "D on a concatenated real+fake batch, then G (Hands-On ML)"))

@@ -25,6 +25,9 @@ def validate(options: DCGANOptions) -> None:
 
 
 def build(options: DCGANOptions, data: DataSpec):
+    if data.num_classes:
+        raise GankitError("the dcgan recipe takes no labels: use --recipe cgan (or convgan / mlp with "
+                          "--conditional) for a conditional GAN")
     generator = DCGANGenerator(data.size, data.channels, options.latent_dim, options.width)
     discriminator = DCGANDiscriminator(data.size, data.channels, options.width, options.dropout)
     return generator, discriminator
