@@ -163,22 +163,29 @@ class LoadedGenerator:
                               f"or one of {', '.join(self.class_names[:10])}")
         return index
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int | None = 0, batch_size: int = 256,
-               label: int | str | None = None) -> torch.Tensor:
-        """`n` images as floats in [0, 1], (n, C, H, W), on the CPU. Same seed, same images.
-        A conditional generator draws random classes unless `label` fixes one."""
-        g = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = torch.randn(n, self.latent_dim, generator=g)
-        labels = None
-        if label is not None:
-            labels = torch.full((n,), self.label_index(label), dtype=torch.long)
-        elif self.num_classes:
-            labels = torch.randint(self.num_classes, (n,), generator=g)
-        return self.generate(z, batch_size, labels)
+    @property
+    def is_style(self) -> bool:
+        """True for a StyleGAN-style generator (mapping + synthesis): w space, mixing, truncation."""
+        from .latent import is_style_generator
+
+        return is_style_generator(self.module)
+
+    def _label(self, label: int | str | None) -> int | None:
+        return None if label is None else self.label_index(label)
 
     @torch.no_grad()
-    def sample_by_class(self, per_class: int, seed: int | None = 0) -> torch.Tensor:
+    def sample(self, n: int, seed: int | None = 0, batch_size: int = 256,
+               label: int | str | None = None, truncation: float = 1.0) -> torch.Tensor:
+        """`n` images as floats in [0, 1], (n, C, H, W), on the CPU. Same seed, same images.
+        A conditional generator draws random classes unless `label` fixes one. `truncation` psi
+        < 1 pulls a style generator's w towards its average (the same images, less varied)."""
+        from .latent import draw_latents
+
+        z, labels = draw_latents(self.latent_dim, n, seed, self.num_classes, self._label(label))
+        return self.generate(z, batch_size, labels, truncation=truncation)
+
+    @torch.no_grad()
+    def sample_by_class(self, per_class: int, seed: int | None = 0, truncation: float = 1.0) -> torch.Tensor:
         """One row of `per_class` images per class, the same latents down each column."""
         from .models.conditional import class_rows
 
@@ -186,17 +193,40 @@ class LoadedGenerator:
             raise GankitError("this generator is unconditional: --by-class needs a conditional GAN")
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         z, labels = class_rows(self.num_classes, per_class, self.latent_dim, g)
-        return self.generate(z, labels=labels)
+        return self.generate(z, labels=labels, truncation=truncation)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, batch_size: int = 256, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, batch_size: int = 256, labels: torch.Tensor | None = None,
+                 truncation: float = 1.0) -> torch.Tensor:
+        from .latent import check_psi, raw_images
+
         if self.num_classes and labels is None:
             raise GankitError("this generator is conditional: give one label per latent")
+        psi = check_psi(truncation, self.module)
         label_chunks = labels.split(batch_size) if labels is not None else [None] * len(z.split(batch_size))
-        out = [to_unit_range(self.module(chunk.to(self.device), y if y is None else y.to(self.device)),
+        out = [to_unit_range(raw_images(self.module, chunk.to(self.device),
+                                        y if y is None else y.to(self.device), psi),
                              self.module.output_range).cpu()
                for chunk, y in zip(z.split(batch_size), label_chunks)]
         return torch.cat(out) if out else torch.empty(0)
+
+    def interpolate(self, keyframes: int = 4, frames: int = 16, seed: int | None = 0, space: str = "auto",
+                    truncation: float = 1.0, label: int | str | None = None) -> torch.Tensor:
+        """A looping walk through `keyframes` random latents, `frames` per keyframe:
+        (keyframes * frames, C, H, W) in [0, 1]. See `gankit.latent.interpolation_path`."""
+        from .latent import interpolation_path
+
+        return interpolation_path(self.module, keyframes, frames, seed=seed, space=space,
+                                  label=self._label(label), psi=truncation)
+
+    def style_mix(self, rows: int = 4, cols: int = 4, seed: int | None = 0, crossover: int | None = None,
+                  truncation: float = 1.0, label: int | str | None = None) -> torch.Tensor:
+        """The ((rows + 1) * (cols + 1), C, H, W) images of a style-mixing grid, row-major (save it
+        with nrow = cols + 1). See `gankit.latent.style_mix_grid`."""
+        from .latent import style_mix_grid
+
+        return style_mix_grid(self.module, rows, cols, seed=seed, crossover=crossover, psi=truncation,
+                              label=self._label(label))
 
 
 def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:

@@ -110,6 +110,7 @@ class TrainConfig:
     targets: TargetConfig = field(default_factory=TargetConfig)  # label smoothing / noise / flips
     penalty: str = "none"  # none | gp (WGAN-GP) | r1: a gradient penalty on D
     penalty_weight: float | None = None  # None: the penalty's usual weight (gp 10, r1 5 = gamma/2)
+    penalty_every: int = 1  # lazy regularisation: the penalty every N steps, weighted N (StyleGAN2: 16)
     update: str = "joint"  # joint (keras GAN-ADA) | alternating | two_phase (Hands-On ML); `gankit list`
     d_steps: int = 1  # alternating / two_phase: D steps per G step (WGAN-GP: 5)
     g_steps: int = 1  # alternating / two_phase: G steps after the D steps
@@ -307,7 +308,7 @@ def validate(config: TrainConfig) -> None:
     if config.d_skip_below is not None and config.d_skip_below <= 0:
         raise GankitError(f"d_skip_below={config.d_skip_below} must be positive (or unset)")
     positive = {"batch": config.batch, "data.size": config.data.size, "d_steps": config.d_steps,
-                "g_steps": config.g_steps,
+                "g_steps": config.g_steps, "penalty_every": config.penalty_every,
                 "sample_every": config.sample_every, "checkpoint_every": config.checkpoint_every,
                 "keep_checkpoints": config.keep_checkpoints, "log_every": config.log_every,
                 "grid_size": config.grid_size}

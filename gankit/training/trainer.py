@@ -173,6 +173,7 @@ class Trainer:
                             else penalty.default_weight if penalty else 0.0),
             replay=self.replay,
             d_skip_below=config.d_skip_below,
+            penalty_every=config.penalty_every,
         )
         self.update = UPDATES.get(config.update)
         self.ema = EMA(G, config.ema_decay)
@@ -252,6 +253,15 @@ class Trainer:
         if labels is not None:
             labels = labels.to(self.device)
         return images, labels
+
+    def _set_progress(self) -> None:
+        """Models that change with training progress (progressive growing) learn it here, from
+        the images seen alone, so a resumed run is in the same phase at the same image."""
+        self.nets.step = self.step
+        for net in (self.nets.G, self.nets.D, self.ema.model):
+            hook = getattr(net, "set_progress", None)
+            if hook is not None:
+                hook(self.images_seen)
 
     @torch.no_grad()
     def save_samples(self) -> Path:
@@ -349,6 +359,7 @@ class Trainer:
         with Reporter(sinks + [bar]) as reporter, self._stop_on_interrupt():
             while not self._finished(total, budget, start):
                 seen_before = self.images_seen
+                self._set_progress()
                 stats = self.update.step(self.nets, self._next_batch, cfg.d_steps, cfg.g_steps)
                 self.ema.update(self.nets.G)
                 self.step += 1

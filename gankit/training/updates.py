@@ -49,6 +49,8 @@ class Nets:
     penalty_weight: float = 0.0
     replay: ReplayBuffer | None = None
     d_skip_below: float | None = None  # skip D's step while its loss is below this
+    penalty_every: int = 1  # lazy regularisation (StyleGAN2): the penalty on every N-th step only
+    step: int = 0  # the training step about to run (set by the loop; drives lazy regularisation)
 
     def __post_init__(self):
         self.g_params = [p for p in self.G.parameters() if p.requires_grad]
@@ -91,10 +93,11 @@ def discriminator_loss(nets: Nets, real_logits: Tensor, fake_logits: Tensor, rea
                                                    fake_logits.shape[0], nets.device)
     loss = nets.loss.d_loss(real_logits, fake_logits, real_target, fake_target)
     stats["loss/d_adv"] = loss.detach()
-    if nets.penalty is not None:
+    if nets.penalty is not None and nets.step % nets.penalty_every == 0:
         n = min(real_seen.shape[0], fake_seen.shape[0])
         penalty = nets.penalty.fn(nets.D, real_seen[:n], fake_seen[:n], labels[:n] if labels is not None else None)
-        loss = loss + nets.penalty_weight * penalty
+        # weighted by the interval, so the penalty's average strength does not depend on it
+        loss = loss + nets.penalty_weight * nets.penalty_every * penalty
         stats[f"loss/{nets.penalty.name}"] = penalty.detach()
     return loss, stats
 

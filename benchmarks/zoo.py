@@ -1,0 +1,154 @@
+"""The recipe zoo: every recipe and preset on mnist5k for the same wall-clock budget.
+
+For each entry: train on all 5000 mnist5k digits (28 px, or 32 px where the nets need a power of
+two) for --seconds, then score the EMA generator with the shipped digit classifier:
+  KID         against the 5000 training digits, mnist features (lower is better)
+  coverage    digits (of 10) that get at least 2.5% of 2000 samples (a quarter of their share)
+  confident   share of samples the classifier calls with probability > 0.9: recognisable digits
+  label acc   conditional recipes: share of samples classified as the label they were asked for
+  img/s       real images drawn per second of training (critic steps draw their own batches)
+Writes benchmarks/results/zoo/<name>.png (a sample grid; one row per class for conditional
+recipes), zoo.json and zoo.md (the README's table).
+
+    python benchmarks/zoo.py --seconds 150        # ~35 minutes on 2 CPU cores
+    python benchmarks/zoo.py --only cgan,wgan-gp  # a subset
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from gankit.config import load_preset, merge, resolve_config
+from gankit.data import load_dataset
+from gankit.metrics import KID_MEAN, KID_STD, compute_metrics, load_feature_extractor
+from gankit.models.conditional import class_rows
+from gankit.training.trainer import Trainer
+from gankit.visualize import save_grid, to_unit_range
+
+# (name, preset or recipe, overrides). Sizes: the book models are 28 px; the keras DCGAN and the
+# LEGO nets need a power of two, so 32 px.
+ZOO = [
+    ("mlp (Hands-On ML)", "mlp-homl", {}),
+    ("dcgan (keras GAN-ADA)", "dcgan", {"data": {"size": 32}, "augment": {"mode": "none"}}),
+    ("dcgan-homl", "dcgan-homl", {}),
+    ("dcgan-tf", "dcgan-tf", {}),
+    ("dcgan-lego (GDL)", "dcgan-lego", {"data": {"size": 32}}),
+    ("wgan-gp", "wgan-gp", {}),
+    ("wgan-gp-gdl (3 critic steps)", "wgan-gp-gdl", {}),
+    ("lsgan", "lsgan", {}),
+    ("hinge + spectral norm", "hinge-sn", {}),
+    ("r1", "r1", {}),
+    ("stabilised (replay, stddev, smoothing, flips, D-skip)", "stabilised", {}),
+    ("cgan (one-hot, label maps)", "cgan", {}),
+    ("cgan (embedding, projection, hinge, SN)", "cgan-projection", {}),
+]
+
+
+def options_for(source: str, overrides: dict, args) -> dict:
+    try:
+        base = load_preset(source)
+    except Exception:
+        base = {"recipe": source}
+    base = merge(base, overrides)
+    return merge(base, {
+        "data": {"source": "mnist5k", "channels": 1}, "seed": args.seed, "time_budget": args.seconds,
+        "progress": False, "log_every": 20, "sample_every": 10**9, "checkpoint_every": 10**9,
+        "runs_dir": str(Path(args.out) / "runs")})
+
+
+@torch.no_grad()
+def generate(G, n: int, num_classes: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, G.latent_dim, generator=g)
+    labels = torch.randint(num_classes, (n,), generator=g) if num_classes else None
+    chunks = [to_unit_range(G(zc, None if labels is None else labels[i * 250:(i + 1) * 250]), G.output_range)
+              for i, zc in enumerate(z.split(250))]
+    return torch.cat(chunks), labels
+
+
+def run(name: str, source: str, overrides: dict, data, classifier, args) -> dict:
+    config = resolve_config(options_for(source, overrides, args))
+    slug = source if source != "dcgan" else "dcgan-keras"
+    run_dir = Path(args.out) / "runs" / slug
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    if data.size != config.data.size:
+        data = load_dataset(config.data, progress=False)
+    trainer = Trainer(config, data, run_dir)
+    start = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - start
+    G = trainer.ema.model.eval()
+    images, labels = generate(G, args.n, trainer.num_classes, seed=1234)
+    scores = compute_metrics(images, data, "mnist", n=args.n,
+                             metrics=("kid",), extractor=classifier, progress=False)
+    probs = torch.cat([classifier.classifier(classifier.prepare(x)).softmax(1) for x in images.split(500)])
+    predicted = probs.argmax(1)
+    share = torch.bincount(predicted, minlength=10).float() / len(predicted)
+    row = {"name": name, "preset": source, "recipe": config.recipe, "size": config.data.size,
+           "loss": config.loss, "update": config.update, "steps": result.step,
+           "seconds": round(seconds, 1), "images_per_s": round(result.images_seen / seconds, 1),
+           "kid": scores[KID_MEAN], "kid_std": scores[KID_STD],
+           "coverage": int((share >= 0.025).sum()), "confident": float((probs.max(1).values > 0.9).float().mean()),
+           "label_acc": float((predicted == labels).float().mean()) if labels is not None else None}
+    grid_dir = Path(args.out) / "zoo"
+    grid_dir.mkdir(parents=True, exist_ok=True)
+    if trainer.num_classes:
+        z, grid_labels = class_rows(trainer.num_classes, 8, G.latent_dim, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            grid = to_unit_range(G(z, grid_labels), G.output_range)
+        save_grid(grid, grid_dir / f"{slug}.png", nrow=8)
+    else:
+        save_grid(images[:64], grid_dir / f"{slug}.png", nrow=8)
+    row["grid"] = f"benchmarks/results/zoo/{slug}.png"
+    return row
+
+
+def markdown(rows: list[dict], seconds: float) -> str:
+    lines = [f"| recipe / preset | px | loss, update | steps in {seconds:.0f} s | img/s | KID (mnist) | "
+             "coverage | confident | label acc |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        acc = f"{r['label_acc']:.2f}" if r["label_acc"] is not None else "-"
+        lines.append(f"| {r['name']} (`{r['preset']}`) | {r['size']} | {r['loss']}, {r['update']} | "
+                     f"{r['steps']} | {r['images_per_s']:.0f} | {r['kid']:.3f} ± {r['kid_std']:.3f} | "
+                     f"{r['coverage']}/10 | {r['confident']:.2f} | {acc} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=150, help="training budget per entry")
+    parser.add_argument("--n", type=int, default=2000, help="generated images scored per entry")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default=None, help="comma-separated presets to run (default: all)")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    wanted = set(args.only.split(",")) if args.only else None
+    classifier = load_feature_extractor("mnist")
+    from gankit.config import DataConfig
+    data = load_dataset(DataConfig(source="mnist5k", size=28, channels=1), progress=False)
+    rows = []
+    for name, source, overrides in ZOO:
+        if wanted and source not in wanted:
+            continue
+        row = run(name, source, overrides, data, classifier, args)
+        rows.append(row)
+        print(f"{name:<55} {row['steps']:>6} steps {row['images_per_s']:>7.0f} img/s  KID {row['kid']:.3f}  "
+              f"coverage {row['coverage']}/10  confident {row['confident']:.2f}"
+              + (f"  label acc {row['label_acc']:.2f}" if row["label_acc"] is not None else ""), flush=True)
+    out = Path(args.out)
+    tag = "" if not wanted else "-partial"
+    (out / f"zoo{tag}.json").write_text(json.dumps({"seconds_each": args.seconds, "n": args.n,
+                                                   "torch": torch.__version__, "rows": rows}, indent=1))
+    (out / f"zoo{tag}.md").write_text(markdown(rows, args.seconds))
+    print(markdown(rows, args.seconds))
+
+
+if __name__ == "__main__":
+    main()

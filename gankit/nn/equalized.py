@@ -1,0 +1,117 @@
+"""ProGAN / StyleGAN building blocks: equalized learning rate, pixel norm, noise, style convs.
+
+Equalized learning rate (Karras et al. 2018): weights are drawn from N(0, 1) and multiplied at run
+time by the He constant sqrt(2 / fan_in) / sqrt(2) = 1 / sqrt(fan_in) (the sqrt(2) gain lives in
+the activation, `lrelu_gain`). Adam's per-parameter step is then the same relative change for every
+layer, whatever its fan-in. `lr_mul` scales the effective learning rate of one layer (StyleGAN's
+mapping network uses 0.01): weights are drawn from N(0, 1/lr_mul^2) and scaled by lr_mul at run time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LRELU_GAIN = math.sqrt(2.0)  # keeps activations' variance after leaky ReLU 0.2 (He et al.)
+
+
+def lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2) * LRELU_GAIN
+
+
+class EqualizedLinear(nn.Module):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, lr_mul: float = 1.0,
+                 bias_init: float = 0.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul)) if bias else None
+        self.scale, self.lr_mul = lr_mul / math.sqrt(in_features), lr_mul
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias * self.lr_mul if self.bias is not None else None
+        return F.linear(x, self.weight * self.scale, bias)
+
+
+class EqualizedConv2d(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, bias: bool = True,
+                 padding: int | None = None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.scale = 1.0 / math.sqrt(in_channels * kernel * kernel)
+        self.padding = kernel // 2 if padding is None else padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+
+
+class PixelNorm(nn.Module):
+    """Each pixel's feature vector scaled to unit mean square (ProGAN): keeps G's signal magnitudes
+    from escalating in the adversarial game, in place of batch norm. Works on (B, C) and (B, C, H, W)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class NoiseInjection(nn.Module):
+    """Adds per-pixel Gaussian noise times a learned per-channel strength (starting at 0), so G can
+    put stochastic detail (hair, grain) there instead of spending capacity on pseudo-randomness.
+    In eval mode a fixed noise image is used: sampling with a seed is then reproducible."""
+
+    def __init__(self, channels: int, size: int):
+        super().__init__()
+        self.strength = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("fixed_noise", torch.randn(1, 1, size, size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+        else:
+            noise = self.fixed_noise.to(x.dtype)
+        return x + self.strength.view(1, -1, 1, 1).to(x.dtype) * noise
+
+
+class ModulatedConv2d(nn.Module):
+    """StyleGAN2's style conv: the style scales the conv's input channels (modulation), then each
+    output channel is rescaled to unit expected variance (demodulation), which removes AdaIN's
+    "droplet" artefacts while keeping per-sample styles. Computed as one grouped conv over the batch.
+    (B, C_in, H, W), w (B, w_dim) -> (B, C_out, H', W'), H' = 2H with `up`."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, w_dim: int,
+                 demodulate: bool = True, up: bool = False):
+        super().__init__()
+        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)  # styles start at 1
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
+        self.scale = 1.0 / math.sqrt(in_channels * kernel * kernel)
+        self.demodulate, self.up, self.padding = demodulate, up, kernel // 2
+        self.in_channels, self.out_channels = in_channels, out_channels
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        style = self.affine(w)  # (B, C_in)
+        weight = self.weight[None] * self.scale * style[:, None, :, None, None]  # (B, C_out, C_in, k, k)
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
+        if self.up:  # nearest upsampling then a 3x3 conv: simpler than a transposed conv + blur
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        x = x.reshape(1, b * self.in_channels, *x.shape[2:])
+        weight = weight.reshape(b * self.out_channels, self.in_channels, *weight.shape[3:])
+        out = F.conv2d(x, weight.to(x.dtype), padding=self.padding, groups=b)
+        return out.reshape(b, self.out_channels, *out.shape[2:])
+
+
+class AdaIN(nn.Module):
+    """StyleGAN's adaptive instance norm: normalise each channel of each sample, then scale and
+    shift it by the style: y_s * (x - mu) / sigma + y_b, with y_s starting at 1."""
+
+    def __init__(self, channels: int, w_dim: int):
+        super().__init__()
+        self.scale = EqualizedLinear(w_dim, channels, bias_init=1.0)
+        self.shift = EqualizedLinear(w_dim, channels, bias_init=0.0)
+        self.norm = nn.InstanceNorm2d(channels, affine=False)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.scale(w)[:, :, None, None] * self.norm(x) + self.shift(w)[:, :, None, None]

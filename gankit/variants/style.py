@@ -1,0 +1,52 @@
+"""Progressive growing (ProGAN) and the StyleGAN-style generator.
+
+    progan    pixel norm, equalized learning rate, minibatch stddev, growing from 4x4 with fade-in;
+              WGAN-GP loss as the paper (n_critic 1, Adam 1e-3, betas (0, 0.99))
+    stylegan  mapping network, constant input, noise, modulated convs (or AdaIN), style mixing,
+              truncation; residual D with minibatch stddev; non-saturating loss with lazy R1
+              (every 16 steps), Adam 2.5e-3, betas (0, 0.99), as StyleGAN2-ADA
+"""
+
+from __future__ import annotations
+
+from ..models.progan import ProDiscriminator, ProGANOptions, ProGenerator
+from ..models.progan import validate_options as validate_progan
+from ..models.stylegan import StyleDiscriminator, StyleGANOptions, StyleGenerator
+from ..models.stylegan import validate_options as validate_stylegan
+from .base import RECIPES, DataSpec, Recipe
+
+
+def build_progan(options: ProGANOptions, data: DataSpec):
+    return (ProGenerator(data.size, data.channels, options, data.num_classes),
+            ProDiscriminator(data.size, data.channels, options, data.num_classes))
+
+
+def build_stylegan(options: StyleGANOptions, data: DataSpec):
+    return (StyleGenerator(data.size, data.channels, options, data.num_classes),
+            StyleDiscriminator(data.size, data.channels, options, data.num_classes))
+
+
+RECIPES.register("progan", Recipe(
+    name="progan",
+    description="progressive growing with fade-in, pixel norm, equalized lr, minibatch stddev (WGAN-GP)",
+    model_config=ProGANOptions,
+    build=build_progan,
+    defaults={"loss": "wasserstein", "penalty": "gp", "update": "alternating", "d_steps": 1,
+              "optim": {"lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.0, "beta2": 0.99}, "ema_decay": 0.999,
+              "batch": 64},
+    tiny={"latent_dim": 8, "channel_base": 64, "channel_max": 8, "fade_kimg": 0.02, "stable_kimg": 0.02},
+    validate=validate_progan,
+))
+
+RECIPES.register("stylegan", Recipe(
+    name="stylegan",
+    description="StyleGAN-style G (mapping, const input, noise, modulated convs / AdaIN, mixing, "
+                "truncation), residual D, lazy R1",
+    model_config=StyleGANOptions,
+    build=build_stylegan,
+    defaults={"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 0.05, "penalty_every": 16,
+              "update": "alternating", "optim": {"lr_g": 2.5e-3, "lr_d": 2.5e-3, "beta1": 0.0, "beta2": 0.99},
+              "ema_decay": 0.999, "batch": 64},
+    tiny={"latent_dim": 8, "w_dim": 8, "mapping_layers": 2, "channel_base": 64, "channel_max": 8},
+    validate=validate_stylegan,
+))

@@ -1,0 +1,170 @@
+"""ProGAN and StyleGAN pieces: equalized lr, pixel norm, modulated convs, growing with fade-in,
+mapping / mixing / truncation / noise, lazy R1, and exact resume in the middle of a phase."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gankit import load_generator, train
+from gankit.config import from_dict
+from gankit.models.progan import ProGANOptions, ProGenerator, ProDiscriminator, schedule
+from gankit.models.stylegan import StyleGANOptions, StyleGenerator
+from gankit.nn.equalized import EqualizedConv2d, EqualizedLinear, ModulatedConv2d, NoiseInjection, PixelNorm
+from gankit.training import checkpoint as ckpt
+from gankit.variants import get_recipe
+
+from test_training import assert_same_tensors
+
+
+def tiny(tmp_path, recipe, **overrides):
+    return {"recipe": recipe, "data": {"source": "digits", "size": 16}, "model": dict(get_recipe(recipe).tiny),
+            "batch": 8, "log_every": 1, "sample_every": 100, "checkpoint_every": 100, "progress": False,
+            "grid_size": 4, "runs_dir": str(tmp_path / "runs"), **overrides}
+
+
+def test_equalized_layers_draw_unit_weights_and_scale_at_run_time():
+    torch.manual_seed(0)
+    linear = EqualizedLinear(256, 64)
+    assert abs(linear.weight.std() - 1) < 0.05
+    x = torch.randn(512, 256)
+    assert abs(linear(x).std() - 1) < 0.1  # the He constant keeps unit variance
+    slow = EqualizedLinear(256, 64, lr_mul=0.01)
+    assert abs(slow.weight.std() - 100) < 5  # N(0, 1/lr_mul^2) ...
+    assert abs(slow(x).std() - 1) < 0.1  # ... scaled back by lr_mul at run time
+    conv = EqualizedConv2d(32, 16, 3)
+    assert abs(conv(torch.randn(8, 32, 8, 8)).std() - 1) < 0.15
+
+
+def test_pixel_norm_gives_unit_mean_square_per_pixel():
+    x = torch.randn(4, 16, 5, 5) * 7
+    y = PixelNorm()(x)
+    torch.testing.assert_close(y.pow(2).mean(1), torch.ones(4, 5, 5))
+
+
+def test_modulated_conv_matches_a_per_sample_conv_and_demodulates():
+    torch.manual_seed(0)
+    layer = ModulatedConv2d(6, 5, 3, w_dim=4)
+    x, w = torch.randn(3, 6, 8, 8), torch.randn(3, 4)
+    out = layer(x, w)
+    for b in range(3):  # reference: each sample's own modulated, demodulated weight
+        weight = layer.weight * layer.scale * layer.affine(w[b:b + 1])[0][None, :, None, None]
+        weight = weight / weight.pow(2).sum(dim=(1, 2, 3), keepdim=True).add(1e-8).sqrt()
+        torch.testing.assert_close(out[b:b + 1], F.conv2d(x[b:b + 1], weight, padding=1), atol=1e-5, rtol=1e-4)
+    # demodulation: unit-variance inputs give roughly unit-variance outputs whatever the style scale
+    big = layer(torch.randn(16, 6, 16, 16), torch.randn(16, 4) * 10)
+    assert 0.5 < big.std() < 1.5
+    assert layer(x, w, ).shape == (3, 5, 8, 8) and ModulatedConv2d(6, 5, 3, 4, up=True)(x, w).shape == (3, 5, 16, 16)
+
+
+def test_noise_is_random_in_training_and_fixed_in_eval():
+    layer = NoiseInjection(3, 4)
+    layer.strength.data.fill_(1.0)
+    x = torch.zeros(2, 3, 4, 4)
+    assert not torch.equal(layer(x), layer(x))
+    layer.eval()
+    assert torch.equal(layer(x), layer(x)) and torch.equal(layer(x)[0], layer(x)[1])
+
+
+# ---------------------------------------------------------------- StyleGAN generator
+
+def style_g(**options):
+    torch.manual_seed(0)
+    o = from_dict(StyleGANOptions, {**get_recipe("stylegan").tiny, **options})
+    return StyleGenerator(16, 1, o)
+
+
+def test_num_ws_and_that_each_w_reaches_its_layers():
+    G = style_g().eval()
+    assert G.num_ws == 6  # 4, 8, 16 px: two per resolution
+    z = torch.randn(2, G.latent_dim)
+    ws = G.mapping(z).unsqueeze(1).repeat(1, G.num_ws, 1)
+    base = G.synthesis(ws)
+    for i in range(G.num_ws):  # changing any one w changes the image
+        other = ws.clone()
+        other[:, i] = torch.randn_like(other[:, i])
+        assert not torch.allclose(G.synthesis(other), base), f"w {i} is unused"
+
+
+@pytest.mark.parametrize("style", ["modulated", "adain"])
+def test_truncation_and_w_average(style):
+    G = style_g(style=style)
+    G.train()
+    before = G.w_avg.clone()
+    G(torch.randn(8, G.latent_dim))
+    assert not torch.equal(G.w_avg, before)  # tracked in training
+    G.eval()
+    z = torch.randn(4, G.latent_dim)
+    same = G(z, truncation_psi=0.0)
+    assert torch.allclose(same, same[:1].expand_as(same), atol=1e-6)  # psi 0: all the average w
+    assert torch.equal(G(z, truncation_psi=1.0), G(z))
+    w = G.mapping(z)
+    torch.testing.assert_close(G.truncate(w, 0.5), G.w_avg + 0.5 * (w - G.w_avg))
+
+
+def test_style_mixing_happens_at_the_configured_rate():
+    G = style_g(mixing_prob=1.0)
+    G.train()
+    calls = []
+    original = G.mapping
+    G.mapping = lambda z, labels=None: calls.append(1) or original(z, labels)
+    G(torch.randn(2, G.latent_dim))
+    assert len(calls) == 2  # always mixing: a second z is mapped
+    G.mixing_prob, calls[:] = 0.0, []
+    G(torch.randn(2, G.latent_dim))
+    assert len(calls) == 1
+
+
+def test_stylegan_trains_with_lazy_r1_and_samples_with_truncation(tmp_path):
+    result = train(tiny(tmp_path, "stylegan", penalty_every=2, augment={"mode": "ada"}), steps=4, name="s")
+    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [("loss/r1" in r) for r in rows] == [True, False, True, False]  # steps 0 and 2 of 0..3
+    G = load_generator(result.run_dir)
+    z = torch.randn(3, G.latent_dim)
+    assert G.module(z, truncation_psi=0.5).shape == (3, 1, 16, 16)
+    torch.testing.assert_close(G.sample(3, seed=5), G.sample(3, seed=5))  # fixed noise when sampling
+
+
+# ---------------------------------------------------------------- progressive growing
+
+def test_schedule_stable_then_fade_then_stable():
+    o = ProGANOptions(fade_kimg=1.0, stable_kimg=2.0)
+    assert schedule(0, o, 3) == (0, 1.0) and schedule(1999, o, 3) == (0, 1.0)
+    assert schedule(2000, o, 3) == (1, 0.0) and schedule(2500, o, 3) == (1, 0.5)
+    assert schedule(3500, o, 3) == (1, 1.0)  # fade done, stable
+    assert schedule(5000, o, 3) == (2, 0.0) and schedule(10**7, o, 3) == (2, 1.0)
+
+
+def test_fade_in_starts_from_the_upsampled_previous_resolution():
+    torch.manual_seed(0)
+    o = from_dict(ProGANOptions, get_recipe("progan").tiny)
+    G, D = ProGenerator(16, 1, o).eval(), ProDiscriminator(16, 1, o).eval()
+    z = torch.randn(2, G.latent_dim)
+    G.level.fill_(1), G.alpha.fill_(1.0)  # fully at 8x8
+    at8 = G(z)
+    assert at8.shape == (2, 1, 16, 16)
+    assert torch.equal(at8, F.interpolate(F.avg_pool2d(at8, 2), scale_factor=2, mode="nearest"))  # 8x8 content
+    G.level.fill_(2), G.alpha.fill_(0.0)  # the 16x16 block fading in at alpha 0
+    torch.testing.assert_close(G(z), at8)
+    G.alpha.fill_(0.5)
+    assert not torch.allclose(G(z), at8)
+    # D at 8x8 cannot see detail finer than 8x8
+    D.level.fill_(1), D.alpha.fill_(1.0)
+    images = torch.rand(2, 1, 16, 16)
+    blurred = F.interpolate(F.avg_pool2d(images, 2), scale_factor=2, mode="nearest")
+    torch.testing.assert_close(D(images), D(blurred))
+
+
+def test_progan_grows_during_training_and_resumes_mid_phase_exactly(tmp_path):
+    # tiny schedule: 20 images stable, then 20 fading per level; batch 8 -> a new phase every few steps
+    # the phase of a step follows the images seen before it: step 4 starts at 24 images, mid-fade
+    straight = train(tiny(tmp_path, "progan"), steps=10, name="straight")
+    first = train(tiny(tmp_path, "progan"), steps=4, name="split")
+    state = ckpt.load_checkpoint(first.run_dir)
+    assert int(state["G"]["level"]) == 1 and 0.0 < float(state["G"]["alpha"]) < 1.0
+    resumed = ckpt.load_checkpoint(train(resume=first.run_dir, steps=10).run_dir)
+    full = ckpt.load_checkpoint(straight.run_dir)
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng"):
+        assert_same_tensors(full[key], resumed[key], key)
+    assert int(full["G"]["level"]) == 2  # growing into 16x16 by 72 images
