@@ -40,7 +40,8 @@ ZOO = [
     ("dcgan-tf", "dcgan-tf", {}),
     ("dcgan-lego (GDL)", "dcgan-lego", {"data": {"size": 32}}),
     ("wgan-gp", "wgan-gp", {}),
-    ("wgan-gp-gdl (3 critic steps)", "wgan-gp-gdl", {}),
+    # GDL's WGAN-GP is a 64 px RGB model with batches of 512: here at 32 px grey, batches of 64
+    ("wgan-gp-gdl (3 critic steps)", "wgan-gp-gdl", {"data": {"size": 32}, "batch": 64}),
     ("lsgan", "lsgan", {}),
     ("hinge + spectral norm", "hinge-sn", {}),
     ("r1", "r1", {}),

@@ -148,17 +148,30 @@ class LoadedGenerator:
         return self.module.latent_dim
 
     def label_index(self, label: int | str) -> int:
-        """A class index from an index or a class name; anything else is a user error."""
+        """A class index from an index or a class name ("name:X" / "index:N" when a class name
+        is also a number); anything else is a user error."""
         if not self.num_classes:
             raise GankitError("this generator is unconditional: drop --label (train with --conditional "
                               "or --recipe cgan for class-conditional samples)")
-        if isinstance(label, str) and label in self.class_names:
-            return self.class_names.index(label)
+        text = str(label)
+        if text.startswith("name:"):
+            if text[5:] not in self.class_names:
+                raise GankitError(f"no class named {text[5:]!r}: use one of {', '.join(self.class_names[:10])}")
+            return self.class_names.index(text[5:])
+        as_index = text[6:] if text.startswith("index:") else text
+        by_name = self.class_names.index(text) if text in self.class_names else None
         try:
-            index = int(label)
-        except (TypeError, ValueError):
-            index = -1
-        if not 0 <= index < self.num_classes:
+            index = int(as_index)
+        except ValueError:
+            index = None
+        if text.startswith("index:"):
+            by_name = None
+        if by_name is not None and index is not None and index != by_name and 0 <= index < self.num_classes:
+            raise GankitError(f"label {text!r} is both the name of class {by_name} and the index of class "
+                              f"{index} ({self.class_names[index]!r}): write name:{text} or index:{text}")
+        if by_name is not None:
+            return by_name
+        if index is None or not 0 <= index < self.num_classes:
             raise GankitError(f"label {label!r} is not a class of this generator: use 0..{self.num_classes - 1} "
                               f"or one of {', '.join(self.class_names[:10])}")
         return index

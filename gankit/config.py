@@ -307,6 +307,15 @@ def validate(config: TrainConfig) -> None:
                           f"{config.replay.fraction} in (0, 1] (0.5 is usual)")
     if config.d_skip_below is not None and config.d_skip_below <= 0:
         raise GankitError(f"d_skip_below={config.d_skip_below} must be positive (or unset)")
+    if loss.boundary is None and (config.augment.mode == "ada" or config.d_skip_below is not None):
+        raise GankitError(
+            f"the {config.loss} loss has no real/fake boundary, so D's overfitting signal (ADA) and "
+            "D-skip have nothing to read: use --aug fixed|diffaug|none and no --d-skip-below, or "
+            "another --loss")
+    if config.update == "joint" and (config.d_steps > 1 or config.g_steps > 1):
+        raise GankitError(
+            f"the joint update makes one D and one G step from one pass (d_steps={config.d_steps}, "
+            f"g_steps={config.g_steps}): use --update alternating for several D or G steps")
     positive = {"batch": config.batch, "data.size": config.data.size, "d_steps": config.d_steps,
                 "g_steps": config.g_steps, "penalty_every": config.penalty_every,
                 "sample_every": config.sample_every, "checkpoint_every": config.checkpoint_every,

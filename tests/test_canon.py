@@ -181,7 +181,7 @@ def test_every_preset_trains_through_the_one_loop(tmp_path, preset):
 @pytest.mark.parametrize("update", ["alternating", "two_phase", "joint"])
 def test_resume_is_exact_with_replay_targets_and_penalty(tmp_path, update):
     extra = dict(update=update, replay={"size": 12, "fraction": 0.5}, targets={"noise": 0.1, "flip": 0.1},
-                 penalty="r1", d_steps=2, g_steps=1 if update == "joint" else 2,
+                 penalty="r1", d_steps=1 if update == "joint" else 2, g_steps=1 if update == "joint" else 2,
                  model={"d_norm": "layer"})
     straight = ckpt.load_checkpoint(train(tiny_run(tmp_path, **extra), steps=6, name="straight").run_dir)
     first = train(tiny_run(tmp_path, **extra), steps=3, name="split")
@@ -239,6 +239,11 @@ def test_conditional_gan_samples_by_label_and_by_class(tmp_path):
     assert grid.shape == (30, 1, 16, 16)
     with pytest.raises(GankitError, match="not a class"):
         G.sample(2, label=10)
+    # a class name that is also another class's index must be spelled out
+    G.class_names = ["b", "a", "0"] + G.class_names[3:]
+    with pytest.raises(GankitError, match="write name:0 or index:0"):
+        G.label_index("0")
+    assert G.label_index("name:0") == 2 and G.label_index("index:0") == 0 and G.label_index("a") == 1
     samples = sorted((result.run_dir / "samples").glob("*.png"))
     from PIL import Image
     width, height = Image.open(samples[-1]).size
@@ -282,3 +287,43 @@ def test_presets_resolve_by_name_and_unknown_names_are_errors():
     assert load_preset("wgan-gp")["penalty"] == "gp"
     with pytest.raises(GankitError, match="no config file or preset named nope"):
         load_preset("nope")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"recipe": "wgan-gp", "augment": {"mode": "ada"}}, "no real/fake boundary"),
+    ({"recipe": "wgan-gp", "update": "joint"}, "use --update alternating"),
+    ({"recipe": "convgan", "model": {"g_kernel": 4}}, "use an odd kernel"),
+])
+def test_combinations_that_cannot_work_are_refused(overrides, message):
+    with pytest.raises(GankitError, match=message):
+        resolve_config(overrides)
+
+
+def test_two_phase_refuses_a_d_that_compares_samples_in_a_batch(tmp_path):
+    with pytest.raises(GankitError, match="passes reals and fakes through D together"):
+        train(tiny_run(tmp_path, update="two_phase", model={"minibatch": "stddev"}), steps=1)
+
+
+def test_lsgan_accuracy_uses_its_boundary(tmp_path):
+    from gankit.training.updates import _d_stats
+
+    class N:
+        loss = get_loss("lsgan")
+    stats = _d_stats(N, torch.tensor([0.8, 0.6, 0.4]), torch.tensor([0.1, 0.7]))
+    assert abs(float(stats["d/acc_real"]) - 2 / 3) < 1e-6 and float(stats["d/acc_fake"]) == 0.5
+    N.loss = get_loss("wasserstein")
+    assert set(_d_stats(N, torch.ones(2), torch.zeros(2))) == {"d/score_gap"}
+
+
+@pytest.mark.parametrize("preset", preset_names())
+def test_every_preset_builds_at_full_size_and_runs_forward(preset):
+    values = load_preset(preset)
+    config = resolve_config(values)
+    recipe = get_recipe(config.recipe)
+    spec = DataSpec(config.data.size, config.data.channels or 1, 10 if config.conditional else 0)
+    torch.manual_seed(0)
+    G, D = recipe.make(config.model, spec)
+    labels = torch.arange(2) if config.conditional else None
+    images = G(torch.randn(2, G.latent_dim), labels)
+    assert images.shape == (2, spec.channels, spec.size, spec.size)
+    assert D(images, labels).shape == (2,)

@@ -27,6 +27,9 @@ class AdversarialLoss:
     d_loss: Callable[..., Tensor]  # (real_logits, fake_logits, real_target=1, fake_target=0)
     g_loss: Callable[[Tensor], Tensor]  # (fake_logits)
     uses_targets: bool  # whether real/fake targets (smoothing, noise, flips) mean anything
+    # D's output at which it is undecided (0 for logits, 0.5 for least squares); None when the
+    # output has no such point (a Wasserstein critic may shift freely): no accuracy, no ADA signal
+    boundary: float | None
     description: str = ""
 
 
@@ -97,14 +100,14 @@ def _lsgan_g(fake: Tensor) -> Tensor:
 
 
 for _loss in (
-    AdversarialLoss("nonsaturating", _bce_d, _nonsaturating_g, True,
+    AdversarialLoss("nonsaturating", _bce_d, _nonsaturating_g, True, 0.0,
                     "binary cross-entropy; G maximises log D(G(z)) (the usual GAN loss)"),
-    AdversarialLoss("saturating", _bce_d, _saturating_g, True,
+    AdversarialLoss("saturating", _bce_d, _saturating_g, True, 0.0,
                     "binary cross-entropy; G minimises log(1 - D(G(z))) (the original minimax)"),
-    AdversarialLoss("wasserstein", _wasserstein_d, _wasserstein_g, False,
+    AdversarialLoss("wasserstein", _wasserstein_d, _wasserstein_g, False, None,
                     "critic scores; use with a gradient penalty (WGAN-GP) or spectral norm"),
-    AdversarialLoss("hinge", _hinge_d, _wasserstein_g, False,
+    AdversarialLoss("hinge", _hinge_d, _wasserstein_g, False, 0.0,
                     "margin loss for D, -D(G(z)) for G (SAGAN, BigGAN)"),
-    AdversarialLoss("lsgan", _lsgan_d, _lsgan_g, True, "least squares towards targets 1 / 0"),
+    AdversarialLoss("lsgan", _lsgan_d, _lsgan_g, True, 0.5, "least squares towards targets 1 / 0"),
 ):
     LOSSES.register(_loss.name, _loss)

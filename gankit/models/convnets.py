@@ -28,10 +28,11 @@ from ..nn import MinibatchDiscrimination, MinibatchStdDev
 from .conditional import D_LABEL_INPUTS, G_LABEL_INPUTS, LabelToLatent, Projection, label_maps
 
 ACTIVATIONS = {
-    "relu": lambda: nn.ReLU(inplace=True),
-    "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True),  # 0.2: every book and the DCGAN paper
-    "selu": lambda: nn.SELU(inplace=True),
-    "elu": lambda: nn.ELU(inplace=True),
+    "relu": lambda slope=0.2: nn.ReLU(inplace=True),
+    # 0.2: the DCGAN paper, Hands-On ML and GDL; Keras' LeakyReLU() default (TF tutorial) is 0.3
+    "leaky_relu": lambda slope=0.2: nn.LeakyReLU(slope, inplace=True),
+    "selu": lambda slope=0.2: nn.SELU(inplace=True),
+    "elu": lambda slope=0.2: nn.ELU(inplace=True),
 }
 NORMS = ("batch", "layer", "instance", "none")
 OUTPUTS = {"tanh": ((-1.0, 1.0), nn.Tanh), "sigmoid": ((0.0, 1.0), nn.Sigmoid)}
@@ -74,6 +75,9 @@ class ConvGANOptions:
     g_norm: str = "batch"  # batch | layer | instance | none
     g_activation: str = "leaky_relu"  # relu | leaky_relu | selu | elu
     g_project_activation: bool = True  # activation after the first map (Hands-On ML: only a norm)
+    g_start_norm: str = "channel"  # channel: per-channel norm of the first map; unit: per Dense unit (TF tutorial)
+    g_order: str = "norm_act"  # norm_act: conv -> norm -> act; act_norm: conv -> act -> norm (Hands-On ML)
+    leaky_slope: float = 0.2  # negative slope of leaky_relu (Keras' default is 0.3)
     output: str = "tanh"  # tanh ([-1, 1] data) | sigmoid ([0, 1] data): the data pipeline follows
     bn_momentum: float = 0.01  # torch momentum = 1 - Keras momentum (Keras default 0.99; GDL 0.9)
     d_widths: list = field(default_factory=lambda: [64, 128])  # D's channels, one stride-2 conv each
@@ -94,10 +98,16 @@ def validate_options(o: ConvGANOptions) -> None:
                "d_activation": (o.d_activation, tuple(ACTIVATIONS)), "output": (o.output, tuple(OUTPUTS)),
                "d_head": (o.d_head, HEADS), "minibatch": (o.minibatch, MINIBATCH),
                "g_label_input": (o.g_label_input, G_LABEL_INPUTS),
-               "d_label_input": (o.d_label_input, D_LABEL_INPUTS)}
+               "d_label_input": (o.d_label_input, D_LABEL_INPUTS),
+               "g_start_norm": (o.g_start_norm, ("channel", "unit")),
+               "g_order": (o.g_order, ("norm_act", "act_norm"))}
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise GankitError(f"model.{key}={value!r} is not valid: use one of {', '.join(allowed)}")
+    if o.g_start_norm == "unit" and (o.g_start != "dense" or o.g_norm != "batch"):
+        raise GankitError("model.g_start_norm=unit needs model.g_start=dense and model.g_norm=batch")
+    if not 0.0 <= o.leaky_slope < 1.0:
+        raise GankitError(f"model.leaky_slope={o.leaky_slope} must be in [0, 1)")
     for key in ("g_widths", "d_widths", "g_strides"):
         values = getattr(o, key)
         if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
@@ -107,6 +117,9 @@ def validate_options(o: ConvGANOptions) -> None:
                           f"{len(o.g_widths)}: give one stride per width (the last one leads to the image)")
     if not set(o.g_strides) <= {1, 2}:
         raise GankitError(f"model.g_strides={o.g_strides}: each stride must be 1 or 2")
+    if 1 in o.g_strides and o.g_kernel % 2 == 0:
+        raise GankitError(f"model.g_kernel={o.g_kernel} is even, which cannot keep a stride-1 layer's "
+                          "size: use an odd kernel (e.g. 5) or only stride 2 in model.g_strides")
     if o.latent_dim < 1 or o.g_kernel < 1 or o.d_kernel < 1 or o.embedding_dim < 1:
         raise GankitError("model.latent_dim, g_kernel, d_kernel and embedding_dim must be at least 1")
     if not 0.0 <= o.d_dropout < 1.0 or not 0.0 < o.bn_momentum <= 1.0:
@@ -137,14 +150,18 @@ class ConvGenerator(nn.Module):
             self.project = nn.Linear(z_dim, w0 * s0 * s0, bias=bias)
         else:  # a ConvT whose kernel is the whole first map turns the 1x1 code into s0 x s0
             self.project = nn.ConvTranspose2d(z_dim, w0, s0, 1, 0, bias=bias)
-        start = [make_norm(o.g_norm, w0, o.bn_momentum)]
+        act = lambda: ACTIVATIONS[o.g_activation](o.leaky_slope)  # noqa: E731
+        # TF tutorial: batch norm over the Dense layer's units, before the reshape
+        self.unit_norm = nn.BatchNorm1d(w0 * s0 * s0, momentum=o.bn_momentum) if o.g_start_norm == "unit" else None
+        start = [] if self.unit_norm is not None else [make_norm(o.g_norm, w0, o.bn_momentum)]
         if o.g_project_activation:
-            start.append(ACTIVATIONS[o.g_activation]())
+            start = start + [act()] if o.g_order == "norm_act" else [act()] + start
         self.start = nn.Sequential(*start)
         blocks: list[nn.Module] = []
         for c_in, c_out, stride in zip(o.g_widths, o.g_widths[1:], o.g_strides):
+            norm = make_norm(o.g_norm, c_out, o.bn_momentum)
             blocks += [conv_transpose(c_in, c_out, o.g_kernel, stride, bias),
-                       make_norm(o.g_norm, c_out, o.bn_momentum), ACTIVATIONS[o.g_activation]()]
+                       *((norm, act()) if o.g_order == "norm_act" else (act(), norm))]
         blocks += [conv_transpose(o.g_widths[-1], channels, o.g_kernel, o.g_strides[-1], True), output_layer()]
         self.blocks = nn.Sequential(*blocks)
         glorot_init(self)
@@ -154,7 +171,10 @@ class ConvGenerator(nn.Module):
         if self.label_code is not None:
             z = self.label_code(z, labels)  # (B, latent + code)
         if isinstance(self.project, nn.Linear):
-            x = self.project(z).view(-1, self.start_width, self.start_size, self.start_size)
+            x = self.project(z)
+            if self.unit_norm is not None:
+                x = self.unit_norm(x)
+            x = x.view(-1, self.start_width, self.start_size, self.start_size)
         else:
             x = self.project(z[:, :, None, None])  # (B, w0, s0, s0)
         return self.blocks(self.start(x))  # (B, C, size, size)
@@ -172,7 +192,7 @@ class ConvDiscriminator(nn.Module):
         for i, width in enumerate(o.d_widths):
             layers += [nn.Conv2d(c_in, width, o.d_kernel, 2, padding, bias=(o.d_norm == "none" or i == 0)),
                        make_norm(o.d_norm if i else "none", width, o.bn_momentum),
-                       ACTIVATIONS[o.d_activation]()]
+                       ACTIVATIONS[o.d_activation](o.leaky_slope)]
             if o.d_dropout:
                 layers.append(nn.Dropout(o.d_dropout))
             c_in, spatial = width, (spatial + 2 * padding - o.d_kernel) // 2 + 1

@@ -33,14 +33,22 @@ class ReplayBuffer:
     @torch.no_grad()
     def push(self, images: Tensor, labels: Tensor | None) -> None:
         images = images.detach()
+        if images.shape[0] > self.size:  # only the newest `size` could survive anyway
+            images = images[-self.size:]
+            labels = labels[-self.size:] if labels is not None else None
         if self.images is None:
             self.images = torch.empty(self.size, *images.shape[1:], dtype=images.dtype, device=images.device)
             if labels is not None:
                 self.labels = torch.zeros(self.size, dtype=labels.dtype, device=labels.device)
         free = min(self.size - self.count, images.shape[0])
         slots = torch.arange(self.count, self.count + free)
-        if free < images.shape[0]:  # full: overwrite random slots
-            slots = torch.cat([slots, torch.randint(self.size, (images.shape[0] - free,))])
+        if free < images.shape[0]:  # full: overwrite distinct random slots (duplicate indices in
+            # one write are nondeterministic on CUDA)
+            taken = torch.zeros(self.size, dtype=torch.bool)
+            taken[slots] = True
+            candidates = torch.nonzero(~taken).squeeze(1)
+            pick = candidates[torch.randperm(len(candidates))[: images.shape[0] - free]]
+            slots = torch.cat([slots, pick])
         slots = slots.to(images.device)
         self.images[slots] = images.to(self.images.dtype)
         if self.labels is not None and labels is not None:

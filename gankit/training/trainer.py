@@ -14,6 +14,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from . import checkpoint as ckpt
 from .ema import EMA
 from .logging import JsonLinesSink, ProgressSink, Reporter, TensorBoardSink, report
 from .replay import ReplayBuffer
-from .updates import UPDATES, Nets
+from .updates import UPDATES, Nets, batch_coupled_layers
 
 
 def derive_seed(seed: int, purpose: str, index: int = 0) -> int:
@@ -80,7 +81,8 @@ def num_classes(data: ImageData) -> int:
     if data.labels is None:
         raise GankitError(
             f"a conditional GAN needs class labels, but {data.name} has none: for a folder use "
-            "--labels (sub-folders) or --labels-csv FILE --label-column NAME, or drop --conditional"
+            "--labels (sub-folders) or --labels-csv FILE --label-column NAME, or train an "
+            "unconditional GAN (--unconditional, or --recipe convgan instead of cgan)"
         )
     return len(data.class_names) if data.class_names else int(data.labels.max()) + 1
 
@@ -146,6 +148,8 @@ class Trainer:
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         recipe = get_recipe(config.recipe)
         self.num_classes = num_classes(data) if config.conditional else 0
+        if self.num_classes:
+            self.class_frequencies = torch.bincount(data.labels, minlength=self.num_classes).float()
 
         torch.manual_seed(config.seed)  # initial weights
         G, D = recipe.make(config.model, DataSpec(data.size, data.channels, self.num_classes))
@@ -176,6 +180,17 @@ class Trainer:
             penalty_every=config.penalty_every,
         )
         self.update = UPDATES.get(config.update)
+        coupled = batch_coupled_layers(D)
+        if coupled and self.update.mixes_real_and_fake:
+            raise GankitError(
+                f"the {config.update} update passes reals and fakes through D together, but D's "
+                f"{coupled[0]} mixes the samples of a batch (batch norm or a minibatch layer), which "
+                "would let it compare reals with fakes: use --update alternating or a D without them")
+        norms = [name for name, m in D.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if norms and penalty is not None:
+            # (a minibatch stddev layer, as in ProGAN and StyleGAN2, couples samples only weakly)
+            warnings.warn(f"the {config.penalty} penalty needs per-sample gradients, but D's batch norm "
+                          f"({norms[0]}) mixes the samples of a batch: prefer model.d_norm=layer or none")
         self.ema = EMA(G, config.ema_decay)
         self.stream = BatchStream(data, config.batch, config.seed)
         self.step = 0
@@ -285,8 +300,9 @@ class Trainer:
 
         def sample(k: int) -> torch.Tensor:
             z = torch.randn(k, G.latent_dim, generator=latents).to(self.device)
-            labels = (torch.randint(self.num_classes, (k,), generator=latents).to(self.device)
-                      if self.num_classes else None)
+            # labels as often as the data has them: held-out reals follow the data's frequencies
+            labels = (torch.multinomial(self.class_frequencies, k, replacement=True, generator=latents)
+                      .to(self.device) if self.num_classes else None)
             return to_unit_range(G(z, labels), G.output_range)
 
         scores = compute_metrics(sample, self.eval_data, self.config.eval.features,

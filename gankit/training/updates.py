@@ -71,18 +71,24 @@ class Update:
     step: UpdateFn  # (nets, next_batch, d_steps, g_steps) -> scalars to report
     batches_per_step: Callable[[int], int]  # d_steps -> real batches one step draws (for --epochs)
     description: str = ""
+    mixes_real_and_fake: bool = False  # one D pass over reals and fakes together
 
 
 UPDATES: Registry[Update] = Registry("update", lambda x: isinstance(x, Update))
 
 
-def _d_stats(real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+def _d_stats(nets: Nets, real_logits: Tensor, fake_logits: Tensor) -> dict[str, Tensor]:
+    """D's accuracies and the ADA signal, measured against the loss's decision boundary (a
+    Wasserstein critic has none: its scores may drift as a whole, so only their gap is shown)."""
     real_logits, fake_logits = real_logits.detach().float(), fake_logits.detach().float()
+    boundary = nets.loss.boundary
+    if boundary is None:
+        return {"d/score_gap": real_logits.mean() - fake_logits.mean()}
     return {
-        "d/acc_real": (real_logits > 0).float().mean(),
-        "d/acc_fake": (fake_logits < 0).float().mean(),
+        "d/acc_real": (real_logits > boundary).float().mean(),
+        "d/acc_fake": (fake_logits < boundary).float().mean(),
         # E[sign(D(real))]: the overfitting signal r_t of StyleGAN2-ADA (= 2 * acc_real - 1)
-        "d/sign_real": real_logits.sign().mean(),
+        "d/sign_real": (real_logits - boundary).sign().mean(),
     }
 
 
@@ -91,8 +97,10 @@ def discriminator_loss(nets: Nets, real_logits: Tensor, fake_logits: Tensor, rea
     """D's loss on its logits for the (augmented) images it saw, plus the gradient penalty."""
     real_target, fake_target, stats = make_targets(nets.targets, real_logits.shape[0],
                                                    fake_logits.shape[0], nets.device)
-    loss = nets.loss.d_loss(real_logits, fake_logits, real_target, fake_target)
-    stats["loss/d_adv"] = loss.detach()
+    # in fp32: under bf16 autocast a 0.9 target would become 0.898
+    adversarial = nets.loss.d_loss(real_logits.float(), fake_logits.float(), real_target, fake_target)
+    stats["loss/d_adv"] = adversarial.detach()
+    loss = adversarial
     if nets.penalty is not None and nets.step % nets.penalty_every == 0:
         n = min(real_seen.shape[0], fake_seen.shape[0])
         penalty = nets.penalty.fn(nets.D, real_seen[:n], fake_seen[:n], labels[:n] if labels is not None else None)
@@ -102,10 +110,10 @@ def discriminator_loss(nets: Nets, real_logits: Tensor, fake_logits: Tensor, rea
     return loss, stats
 
 
-def _d_step(nets: Nets, d_loss: Tensor, stats: dict[str, Tensor]) -> None:
-    """D's optimiser step, unless D is already winning by more than `d_skip_below` (the balance
-    trick: let G catch up instead of making a perfect D whose gradients vanish)."""
-    skip = nets.d_skip_below is not None and float(d_loss.detach()) < nets.d_skip_below
+def _d_step(nets: Nets, stats: dict[str, Tensor]) -> None:
+    """D's optimiser step, unless D's adversarial loss (penalties aside) is below `d_skip_below`:
+    the balance trick, letting G catch up instead of making a perfect D whose gradients vanish."""
+    skip = nets.d_skip_below is not None and float(stats["loss/d_adv"]) < nets.d_skip_below
     if nets.d_skip_below is not None:
         stats["d/skipped"] = torch.tensor(float(skip))
     if not skip:
@@ -122,7 +130,9 @@ def _with_replay(nets: Nets, fake: Tensor, labels: Tensor | None) -> tuple[Tenso
     nets.replay.push(fake, labels)
     if k == 0:
         return fake, labels, 0
-    mixed = torch.cat([fake[: fake.shape[0] - k].detach(), old.to(fake.dtype)])
+    # not detached: in the joint update G's loss reads the fresh part's logits (d_loss's backward
+    # is restricted to D's parameters, so no gradient of D's loss reaches G anyway)
+    mixed = torch.cat([fake[: fake.shape[0] - k], old.to(fake.dtype)])
     mixed = mixed.contiguous(memory_format=nets.memory_format)
     mixed_labels = torch.cat([labels[: labels.shape[0] - k], old_labels]) if labels is not None else None
     return mixed, mixed_labels, k
@@ -139,35 +149,34 @@ def joint_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1, 
         real_seen = nets.augment(real)
         real_logits = nets.D(real_seen, labels)
         d_fake, d_labels, k = _with_replay(nets, fake, labels)
-        if k:  # D judges [B - k fresh, k replayed, the k fresh it did not replace] in one pass
-            fake_in = torch.cat([d_fake, fake[n - k:]])
-            fake_labels = torch.cat([d_labels, labels[n - k:]]) if labels is not None else None
-        else:
-            fake_in, fake_labels = fake, labels
-        fake_seen = nets.augment(fake_in)
-        logits = nets.D(fake_seen, fake_labels)
-        d_fake_logits = logits[:n]
-        g_fake_logits = torch.cat([logits[: n - k], logits[n:]]) if k else logits
-        d_loss, stats = discriminator_loss(nets, real_logits, d_fake_logits, real_seen, fake_seen[:n], labels)
-        g_loss = nets.loss.g_loss(g_fake_logits)
+        fake_seen = nets.augment(d_fake)  # B - k fresh fakes and k replayed ones
+        d_fake_logits = nets.D(fake_seen, d_labels)
+        g_fake_logits = d_fake_logits
+        if k:  # G's loss needs all B fresh fakes: the k that replay displaced get their own pass,
+            # so D's batch statistics (minibatch stddev, discrimination) see B images each time
+            rest_labels = labels[n - k:] if labels is not None else None
+            rest = nets.D(nets.augment(fake[n - k:]), rest_labels)
+            g_fake_logits = torch.cat([d_fake_logits[: n - k], rest])
+        d_loss, stats = discriminator_loss(nets, real_logits, d_fake_logits, real_seen, fake_seen, labels)
+        g_loss = nets.loss.g_loss(g_fake_logits.float())
     nets.opt_g.zero_grad(set_to_none=True)
     nets.opt_d.zero_grad(set_to_none=True)
     # `inputs=` keeps each loss's gradient to its own net: d_loss never touches G and vice versa.
     g_loss.backward(inputs=nets.g_params, retain_graph=True)
     d_loss.backward(inputs=nets.d_params)
-    _d_step(nets, d_loss, stats)
+    _d_step(nets, stats)
     nets.opt_g.step()
     if k:
         stats["replay/fraction"] = torch.tensor(k / n)
     return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats,
-            **_d_stats(real_logits, g_fake_logits)}
+            **_d_stats(nets, real_logits, g_fake_logits)}
 
 
 def _g_steps(nets: Nets, labels: Tensor | None, n: int, g_steps: int) -> Tensor:
     """`g_steps` G steps through D (D's weights untouched: only G's parameters get gradients)."""
     for _ in range(g_steps):
         with nets.autocast():
-            g_loss = nets.loss.g_loss(nets.D(nets.augment(nets.generate(n, labels)), labels))
+            g_loss = nets.loss.g_loss(nets.D(nets.augment(nets.generate(n, labels)), labels).float())
         nets.opt_g.zero_grad(set_to_none=True)
         g_loss.backward(inputs=nets.g_params)
         nets.opt_g.step()
@@ -189,8 +198,8 @@ def alternating_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int
             d_loss, stats = discriminator_loss(nets, real_logits, fake_logits, real_seen, fake_seen, labels)
         nets.opt_d.zero_grad(set_to_none=True)
         d_loss.backward(inputs=nets.d_params)
-        _d_step(nets, d_loss, stats)
-    stats.update(_d_stats(real_logits, fake_logits))
+        _d_step(nets, stats)
+    stats.update(_d_stats(nets, real_logits, fake_logits))
     if k:
         stats["replay/fraction"] = torch.tensor(k / real.shape[0])
     g_loss = _g_steps(nets, labels, real.shape[0], g_steps)
@@ -216,8 +225,8 @@ def two_phase_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int =
             d_loss, stats = discriminator_loss(nets, real_logits, fake_logits, real_seen, fake_seen, labels)
         nets.opt_d.zero_grad(set_to_none=True)
         d_loss.backward(inputs=nets.d_params)
-        _d_step(nets, d_loss, stats)
-    stats.update(_d_stats(real_logits, fake_logits))
+        _d_step(nets, stats)
+    stats.update(_d_stats(nets, real_logits, fake_logits))
     if k:
         stats["replay/fraction"] = torch.tensor(k / n)
     g_loss = _g_steps(nets, labels, n, g_steps)
@@ -229,4 +238,16 @@ UPDATES.register("joint", Update(joint_update, lambda d_steps: 1,
 UPDATES.register("alternating", Update(alternating_update, lambda d_steps: d_steps,
                                        "d_steps D steps, then g_steps G steps (WGAN-GP)"))
 UPDATES.register("two_phase", Update(two_phase_update, lambda d_steps: d_steps,
-                                     "D on a concatenated real+fake batch, then G (Hands-On ML)"))
+                                     "D on a concatenated real+fake batch, then G (Hands-On ML)",
+                                     mixes_real_and_fake=True))
+
+
+BATCH_COUPLED = (nn.modules.batchnorm._BatchNorm,)  # plus the minibatch layers, added below
+
+
+def batch_coupled_layers(D: nn.Module) -> list[str]:
+    """Names of D's layers whose output for one image depends on the others in its batch."""
+    from ..nn import MinibatchDiscrimination, MinibatchStdDev
+
+    kinds = BATCH_COUPLED + (MinibatchStdDev, MinibatchDiscrimination)
+    return [name for name, m in D.named_modules() if isinstance(m, kinds)]

@@ -2,8 +2,9 @@
 
     convgan   the TensorFlow DCGAN tutorial's nets, non-saturating loss, Adam 1e-4 (betas 0.9)
     cgan      the same nets conditioned on class labels (one-hot into G and D)
-    wgan-gp   GDL's WGAN-GP: a critic without batch norm, Wasserstein loss, gradient penalty 10,
-              5 critic steps per G step, Adam betas (0.5, 0.9) (Gulrajani et al. 2017)
+    wgan-gp   WGAN-GP (Gulrajani et al. 2017): a critic without batch norm or dropout,
+              Wasserstein loss, gradient penalty 10, 5 critic steps per G step, Adam (0.5, 0.9);
+              Generative Deep Learning's version is the `wgan-gp-gdl` preset
 The Hands-On ML and GDL LEGO DCGANs are presets of `convgan` in configs/.
 """
 
@@ -23,7 +24,8 @@ def build(options: ConvGANOptions, data: DataSpec):
 TINY = {"latent_dim": 8, "g_widths": [8, 8], "g_strides": [2, 2], "g_kernel": 3,
         "d_widths": [8, 8], "d_kernel": 3}
 # The TF tutorial trains both nets from one pair of tapes (our joint update) with Adam 1e-4.
-TF_TUTORIAL = {"loss": "nonsaturating", "update": "joint",
+# The book models train without augmentation; `--aug ada` adds it.
+TF_TUTORIAL = {"loss": "nonsaturating", "update": "joint", "augment": {"mode": "none"},
                "optim": {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.9, "beta2": 0.999}}
 
 
@@ -47,5 +49,5 @@ _register("cgan", "conditional DCGAN: labels into G (one-hot / embedding) and D 
           ConvGANOptions, {**TF_TUTORIAL, "conditional": True})
 _register("wgan-gp", "WGAN-GP: critic without batch norm, Wasserstein loss, gradient penalty 10, "
           "5 critic steps per G step", WGANGPOptions,
-          {"loss": "wasserstein", "penalty": "gp", "update": "alternating", "d_steps": 5,
+          {"loss": "wasserstein", "penalty": "gp", "update": "alternating", "d_steps": 5, "augment": {"mode": "none"},
            "optim": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.9}})

@@ -18,7 +18,7 @@ RECIPES.register("mlp", Recipe(
     description="fully connected GAN of Hands-On ML (30-100-150-784 SELU, sigmoid), two-phase step",
     model_config=MLPOptions,
     build=build,
-    defaults={"loss": "nonsaturating", "update": "two_phase", "batch": 32,
+    defaults={"loss": "nonsaturating", "update": "two_phase", "batch": 32, "augment": {"mode": "none"},
               "optim": {"name": "rmsprop", "lr_g": 1e-3, "lr_d": 1e-3},
               },
     tiny={"latent_dim": 4, "g_hidden": [8], "d_hidden": [8]},

@@ -32,6 +32,7 @@ RECIPES.register("progan", Recipe(
     model_config=ProGANOptions,
     build=build_progan,
     defaults={"loss": "wasserstein", "penalty": "gp", "update": "alternating", "d_steps": 1,
+              "augment": {"mode": "none"},  # a critic has no real/fake boundary for ADA to read
               "optim": {"lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.0, "beta2": 0.99}, "ema_decay": 0.999,
               "batch": 64},
     tiny={"latent_dim": 8, "channel_base": 64, "channel_max": 8, "fade_kimg": 0.02, "stable_kimg": 0.02},
