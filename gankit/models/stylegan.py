@@ -38,8 +38,8 @@ class StyleGANOptions:
     w_dim: int = 128  # style vector size
     mapping_layers: int = 8  # StyleGAN's depth; 2 is enough for small data (StyleGAN2-ADA cifar)
     mapping_lr_mul: float = 0.01  # the mapping network learns 100x slower (StyleGAN)
-    channel_base: int = 4096  # channels at resolution r: min(channel_base // r, channel_max)
-    channel_max: int = 256
+    channel_base: int = 2048  # channels at resolution r: min(channel_base // r, channel_max)
+    channel_max: int = 128  # (512 in the papers: small data and a CPU want less)
     style: str = "modulated"  # modulated (StyleGAN2 demodulated convs) | adain (StyleGAN)
     noise: bool = True  # per-layer noise inputs with learned per-channel strength
     mixing_prob: float = 0.9  # style mixing regularisation (StyleGAN)

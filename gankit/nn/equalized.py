@@ -90,17 +90,19 @@ class ModulatedConv2d(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
+        # Modulate the activations instead of the weights (StyleGAN2's non-fused path): the same
+        # maths as a per-sample weight, but one ordinary batched conv, which is several times
+        # faster than a grouped conv over the batch on CPUs.
         style = self.affine(w)  # (B, C_in)
-        weight = self.weight[None] * self.scale * style[:, None, :, None, None]  # (B, C_out, C_in, k, k)
-        if self.demodulate:
-            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
-        if self.up:  # nearest upsampling then a 3x3 conv: simpler than a transposed conv + blur
+        weight = self.weight * self.scale  # (C_out, C_in, k, k)
+        x = x * style[:, :, None, None].to(x.dtype)
+        if self.up:  # bilinear upsampling then a 3x3 conv: simpler than a transposed conv + blur
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        x = x.reshape(1, b * self.in_channels, *x.shape[2:])
-        weight = weight.reshape(b * self.out_channels, self.in_channels, *weight.shape[3:])
-        out = F.conv2d(x, weight.to(x.dtype), padding=self.padding, groups=b)
-        return out.reshape(b, self.out_channels, *out.shape[2:])
+        out = F.conv2d(x, weight.to(x.dtype), padding=self.padding)
+        if self.demodulate:  # 1 / ||w'_o|| per sample and output channel, w' = weight * style
+            norms = style.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t()  # (B, C_out)
+            out = out * torch.rsqrt(norms + 1e-8)[:, :, None, None].to(out.dtype)
+        return out  # (B, C_out, H', W')
 
 
 class AdaIN(nn.Module):
