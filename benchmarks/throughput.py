@@ -32,6 +32,8 @@ MODES = {
     "fp32-nchw-joint": ("fp32", False, "joint", ("none", 0.0)),
     "fp32-cl-joint": ("fp32", True, "joint", ("none", 0.0)),
     "fp32-cl-joint-aug0.5": ("fp32", True, "joint", ("fixed", 0.5)),  # ADA's ops at p = 0.5
+    # the same ops from kornia (optional: pip install kornia), to choose between the two
+    "fp32-cl-joint-kornia0.5": ("fp32", True, "joint", ("kornia", 0.5)),
     "bf16-cl-joint": ("bf16", True, "joint", ("none", 0.0)),
 }
 
@@ -54,13 +56,30 @@ def synthetic_data(size: int, channels: int, n: int = 1024) -> ImageData:
                      channels=channels)
 
 
+def kornia_pipeline(p: float) -> torch.nn.Module:
+    """gankit's "ada" ops (x-flip, translation 1/8, rotation 1/8 turn, zoom 0.25 iso + aniso,
+    brightness, contrast, saturation) as kornia modules, each applied per sample with probability
+    p; RandomAffine does the geometric ops in one resampling, as gankit does."""
+    import kornia.augmentation as K
+
+    return K.AugmentationSequential(
+        K.RandomHorizontalFlip(p=p),
+        K.RandomAffine(degrees=45.0, translate=(0.125, 0.125), scale=(0.75, 1.25, 0.75, 1.25), p=p,
+                       padding_mode="reflection"),
+        K.ColorJitter(brightness=0.2, contrast=0.5, saturation=1.0, p=p),
+    )
+
+
 def build_trainer(mode: str, size: int, channels: int, batch: int, tmp: str) -> Trainer:
     precision, channels_last, update, (aug_mode, p) = MODES[mode]
     config = resolve_config({"data": {"size": size, "channels": channels}, "batch": batch,
                              "precision": precision, "channels_last": channels_last,
                              "update": update, "runs_dir": tmp, "progress": False,
-                             "augment": {"mode": aug_mode, "p": p}})
-    return Trainer(config, synthetic_data(size, channels), run_dir=tmp)
+                             "augment": {"mode": "none" if aug_mode == "kornia" else aug_mode, "p": p}})
+    trainer = Trainer(config, synthetic_data(size, channels), run_dir=tmp)
+    if aug_mode == "kornia":
+        trainer.nets.augment = kornia_pipeline(p)
+    return trainer
 
 
 def one_step(trainer: Trainer) -> None:
@@ -108,6 +127,12 @@ def main() -> None:
     modes = [m for m in args.modes.split(",") if m]
     results = []
     for mode in modes:
+        if MODES[mode][3][0] == "kornia":
+            try:
+                import kornia  # noqa: F401
+            except ImportError:
+                results.append({"mode": mode, "skipped": "kornia is not installed"})
+                continue
         if MODES[mode][0] == "bf16" and not bf16_native:
             results.append({"mode": mode, "skipped": "CPU has no native bf16 (AVX-512 BF16 / AMX)"})
             continue
