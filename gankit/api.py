@@ -16,7 +16,7 @@ import yaml
 
 from .config import (DEFAULT_STEPS, TrainConfig, default_features, from_dict, merge, resolve_config,
                      to_dict, validate)
-from .data import load_dataset
+from .data import DATA_KINDS
 from .errors import GankitError
 from .training import checkpoint as ckpt
 from .training.trainer import TrainResult, Trainer, select_device
@@ -71,6 +71,11 @@ def _prepare_eval(config: TrainConfig, data):
     return train_part, held_out, extractor
 
 
+def load_data(config: TrainConfig):
+    """What the recipe trains on: one dataset, or two unpaired domains (its `data_kind`)."""
+    return DATA_KINDS.get(get_recipe(config.recipe).data_kind)(config.data, progress=config.progress)
+
+
 def _write_config(config: TrainConfig, run_dir: Path) -> None:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
@@ -93,7 +98,7 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
     recipe.check(recipe.options(config.model), DataSpec(config.data.size, config.data.channels or 3))
     if config.eval.every is not None and config.eval.features is None:
         config.eval.features = default_features(config.data.source)
-    data = load_dataset(config.data, progress=config.progress)
+    data = load_data(config)
     config.data.channels = data.channels  # record what "auto" resolved to
     data, held_out, extractor = _prepare_eval(config, data)
     run_dir = _make_run_dir(config)
@@ -127,7 +132,7 @@ def _resume(path: str | Path, options: dict) -> TrainResult:
     if run_dir is None:  # a checkpoint file from elsewhere: continue it in a new run folder
         config.name = None
         run_dir = _make_run_dir(config)
-    data = load_dataset(config.data, progress=config.progress)
+    data = load_data(config)
     data, held_out, extractor = _prepare_eval(config, data)
     trainer = Trainer(config, data, run_dir, state=state, eval_data=held_out, extractor=extractor)
     _write_config(config, run_dir)
@@ -246,6 +251,9 @@ def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     """Load the EMA generator from a checkpoint file or a run folder (its latest checkpoint)."""
     state = ckpt.load_checkpoint(path)
     config = from_dict(TrainConfig, state["config"], "checkpoint config")
+    if get_recipe(config.recipe).data_kind != "images":
+        raise GankitError(f"{path} holds a {config.recipe} model, which translates images rather than "
+                          "generating them from noise: use `gankit translate apply`")
     data = state.get("data", {})
     num_classes = int(data.get("num_classes", 0)) if config.conditional else 0
     class_names = (data.get("class_names") or None) if num_classes else None
@@ -263,4 +271,47 @@ def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     return LoadedGenerator(G.to(device_).eval(), config, int(state["step"]), device_, class_names)
 
 
-__all__ = ["train", "load_generator", "LoadedGenerator", "TrainResult"]
+class Translator:
+    """The generators of an unpaired translation checkpoint (cyclegan), rebuilt from its config."""
+
+    def __init__(self, module: torch.nn.Module, config: TrainConfig, step: int, device: torch.device):
+        self.module, self.config, self.step, self.device = module, config, step, device
+        self.size, self.channels = module.size, module.channels
+
+    @torch.no_grad()
+    def translate(self, images: torch.Tensor, direction: str, batch_size: int = 16) -> torch.Tensor:
+        """(N, C, H, W) floats in [0, 1] of one domain -> the other's, the same shape, in [0, 1];
+        `direction` is a2b or b2a. H and W must be multiples of 4."""
+        from .models.cyclegan import DIRECTIONS
+        from .visualize import from_unit_range
+
+        if direction not in DIRECTIONS:
+            raise GankitError(f"--direction {direction!r} is not a direction: use a2b (domain A to B) "
+                              "or b2a (B to A)")
+        out = [to_unit_range(self.module(from_unit_range(chunk, self.module.output_range).to(self.device),
+                                         direction), self.module.output_range).cpu()
+               for chunk in images.split(batch_size)]
+        return torch.cat(out) if out else torch.empty(0)
+
+
+def load_translator(path: str | Path, device: str = "cpu") -> Translator:
+    """Load the (EMA) generators of a translation checkpoint file or run folder."""
+    state = ckpt.load_checkpoint(path)
+    config = from_dict(TrainConfig, state["config"], "checkpoint config")
+    recipe = get_recipe(config.recipe)
+    if recipe.data_kind != "unpaired":
+        raise GankitError(f"{path} is not a CycleGAN checkpoint (it holds a {config.recipe} model, "
+                          "which generates images from noise): give a run of `gankit translate "
+                          "train`, or use `gankit sample` for this one")
+    channels = state.get("data", {}).get("channels") or config.data.channels or 3
+    G, _ = recipe.make(config.model, DataSpec(size=config.data.size, channels=channels))
+    try:
+        G.load_state_dict(state["G_ema"])
+    except (KeyError, RuntimeError) as err:
+        raise GankitError(f"checkpoint {path} does not match its own config ({str(err)[:160]}): it "
+                          "was damaged or edited; use another checkpoint") from None
+    device_ = select_device(device)
+    return Translator(G.to(device_).eval(), config, int(state["step"]), device_)
+
+
+__all__ = ["train", "load_generator", "load_translator", "LoadedGenerator", "Translator", "TrainResult"]

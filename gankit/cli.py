@@ -276,6 +276,160 @@ def progress(
     typer.echo(f"wrote {len(steps)} frames (steps {steps[0]} to {steps[-1]}) to {out}")
 
 
+translate_app = typer.Typer(
+    no_args_is_help=True,
+    help="Unpaired image-to-image translation (CycleGAN): train on two folders, apply to images.",
+)
+app.add_typer(translate_app, name="translate")
+
+
+def _domains(a: Optional[str], b: Optional[str], root: Optional[Path]) -> tuple[str, str]:
+    """(domain A, domain B) from --a/--b, or from a dataset root's trainA/ and trainB/."""
+    if root is not None:
+        if a or b:
+            raise GankitError("give the domains either as --a and --b or as --data ROOT, not both")
+        found = [root / "trainA", root / "trainB"]
+        missing = [str(path) for path in found if not path.is_dir()]
+        if missing:
+            raise GankitError(f"--data {root} has no {' or '.join(missing)}: a CycleGAN dataset root "
+                              "holds trainA/ and trainB/; or give the folders with --a and --b")
+        return str(found[0]), str(found[1])
+    if not a or not b:
+        raise GankitError("give both domains: --a FOLDER --b FOLDER (or --data ROOT holding trainA/ "
+                          "and trainB/)")
+    return a, b
+
+
+@translate_app.command("train")
+def translate_train(
+    a: Optional[str] = typer.Option(None, "--a", help="Domain A: a folder of images, or a built-in (mnist5k-a, digits-a)."),
+    b: Optional[str] = typer.Option(None, "--b", help="Domain B: a folder of images, or a built-in (mnist5k-b, digits-b: A's other half, inverted)."),
+    data: Optional[Path] = typer.Option(None, help="A dataset root holding trainA/ and trainB/, instead of --a and --b."),
+    size: Optional[int] = typer.Option(None, help=f"Image size, a multiple of 4 (the paper: 256; 6 residual blocks up to 128, 9 above). [default: {_D.size}]"),
+    channels: Optional[int] = typer.Option(None, help="1 or 3. [default: RGB if either domain is in colour]"),
+    steps: Optional[int] = typer.Option(None, help=f"Total training steps (one image of each domain per step at --batch 1). [default: {DEFAULT_STEPS} if no other bound]"),
+    epochs: Optional[float] = typer.Option(None, help="Total passes over the larger domain (the reference: 200)."),
+    time_budget: Optional[float] = typer.Option(None, help="Seconds to train in this invocation (the learning rate then stays constant)."),
+    decay: Optional[float] = typer.Option(None, help="Share of the run, at its end, over which the learning rates fall linearly to zero (the reference: 100 of 200 epochs); 0: constant. Set from --steps, else --epochs, and kept on resume. [default: 0.5]"),
+    batch: Optional[int] = typer.Option(None, help="Images of each domain per step. [default: 1, as the reference]"),
+    seed: Optional[int] = typer.Option(None, help=f"Random seed. [default: {_T.seed}]"),
+    name: Optional[str] = typer.Option(None, help="Run folder name under --runs-dir. [default: dated, unique]"),
+    runs_dir: Optional[str] = typer.Option(None, help=f"Parent folder of runs. [default: {_T.runs_dir}]"),
+    sample_every: Optional[int] = typer.Option(None, help=f"Steps between sample sheets (rows A, A->B, A->B->A, B, B->A, B->A->B). [default: {_T.sample_every}]"),
+    checkpoint_every: Optional[int] = typer.Option(None, help=f"Steps between checkpoints. [default: {_T.checkpoint_every}]"),
+    device: Optional[str] = typer.Option(None, help=f"auto, cpu, cuda or cuda:N. [default: {_T.device}]"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar. [default: on]"),
+    tiny: bool = typer.Option(False, "--tiny", help="Tiny networks that train in seconds: a smoke test of the whole path."),
+    set_: list[str] = typer.Option([], "--set", help="Any config field: --set model.cycle_weight=5 (repeatable)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder (or from this checkpoint); it keeps its epoch count and learning-rate schedule."),
+):
+    """Train a CycleGAN on two unpaired folders of images (trainA/, trainB/)."""
+    from .api import train as run_training
+    from .config import merge
+    from .variants import get_recipe
+
+    bounds = {"steps": steps, "epochs": epochs, "time_budget": time_budget}
+    flat = {**bounds, "batch": batch, "seed": seed, "name": name, "runs_dir": runs_dir,
+            "sample_every": sample_every, "checkpoint_every": checkpoint_every, "device": device,
+            "progress": progress}
+    options = {k: v for k, v in flat.items() if v is not None}
+    if resume is None:
+        source_a, source_b = _domains(a, b, data)
+        options["recipe"] = "cyclegan"
+        options["data"] = {k: v for k, v in {"source": source_a, "source_b": source_b, "size": size,
+                                             "channels": channels}.items() if v is not None}
+        if tiny:
+            options["model"] = dict(get_recipe("cyclegan").tiny)
+        if not any(v is not None for v in bounds.values()):
+            options["steps"] = DEFAULT_STEPS
+        share = 0.5 if decay is None else decay
+        if not 0.0 <= share <= 1.0:
+            raise GankitError(f"--decay {decay}: give a share of the run from 0 (constant rate) to 1")
+        total, unit = ((options["steps"], "steps") if options.get("steps") is not None
+                       else (options.get("epochs"), "epochs"))
+        if share and total is None and decay is not None:
+            raise GankitError("--decay needs a run length to take a share of: give --steps or --epochs")
+        if share and total is not None:
+            options["optim"] = {"decay_start": total * (1 - share), "decay_length": total * share,
+                                "decay_unit": unit}
+    elif any(v is not None for v in (a, b, data, size, channels, decay)) or tiny:
+        raise GankitError("--resume continues a run with its own data, size and schedule: give only "
+                          "--steps, --epochs or --time-budget (and logging options)")
+    options = merge(options, _parse_set(set_))
+    result = run_training(options, resume=resume)
+    typer.echo(f"trained {result.step} steps ({result.images_seen} images of each domain); run "
+               f"folder: {result.run_dir}")
+    typer.echo(f"latest checkpoint: {result.checkpoint}")
+
+
+@translate_app.command("apply")
+def translate_apply(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint of `gankit translate train`, or its run folder."),
+    input: Path = typer.Argument(..., help="An image file, or a folder of images (searched recursively)."),
+    output: Path = typer.Argument(..., help="The translated image for a file; for a folder, a folder of PNGs with the same relative names."),
+    direction: str = typer.Option(..., help="a2b: domain A to B; b2a: B to A."),
+    batch: int = typer.Option(16, help="Images per forward pass."),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+):
+    """Translate an image, or a folder of images, with a trained CycleGAN.
+
+    Images are cropped and resized to the training size, as in training."""
+    import dataclasses
+
+    import torch
+
+    from .api import load_translator
+    from .data.folder import decode_file, image_files
+    from .data.image import Preprocess, to_channels
+    from .models.cyclegan import DIRECTIONS
+    from .visualize import grid_image, save_image_atomic
+
+    if direction not in DIRECTIONS:
+        raise GankitError(f"--direction {direction!r}: use a2b (domain A to B) or b2a (B to A)")
+    if batch < 1:
+        raise GankitError(f"--batch {batch}: use at least 1")
+    if not input.exists():
+        raise GankitError(f"input {input} does not exist: give an image file or a folder of images")
+    if input.is_dir():
+        if output.is_file():
+            raise GankitError(f"output {output} is a file, but the input is a folder: give a folder name")
+        files = image_files(input)
+        if not files:
+            raise GankitError(f"no image files in {input}: give a folder with .png, .jpg or .webp images")
+        targets = [output / path.relative_to(input).with_suffix(".png") for path in files]
+    else:
+        if input.suffix.lower() not in IMAGE_SUFFIXES + (".bmp", ".gif"):
+            raise GankitError(f"input {input} is not an image file: give a .png, .jpg or .webp file, or a folder")
+        if output.suffix.lower() not in IMAGE_SUFFIXES:
+            raise GankitError(f"output {output}: for one input image give a file name ending in .png, "
+                              ".jpg or .webp")
+        files, targets = [input], [output]
+    translator = load_translator(checkpoint, device=device)
+    data = translator.config.data
+    # a random training crop has no single answer at test time: take the centre
+    preprocess = Preprocess.from_config(dataclasses.replace(data, crop="center" if data.crop == "random" else data.crop))
+    failed = []
+    for start in range(0, len(files), batch):
+        chunk, decoded = [], []
+        for path, target in zip(files[start:start + batch], targets[start:start + batch]):
+            try:
+                decoded.append(to_channels(decode_file(path, preprocess, None), translator.channels))
+                chunk.append(target)
+            except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ...
+                if len(files) == 1:
+                    raise GankitError(f"cannot decode {path} ({str(err)[:120]}): give a readable image") from None
+                failed.append(path)
+        if not decoded:
+            continue
+        images = translator.translate(torch.stack(decoded).float().div_(255), direction, batch)
+        for image, target in zip(images, chunk):
+            save_image_atomic(grid_image(image[None], nrow=1, padding=0), target)
+    if failed:
+        warnings.warn(f"skipped {len(failed)} files that could not be decoded (first: {failed[0]})")
+    typer.echo(f"translated {len(files) - len(failed)} image(s) {direction} with the model of step "
+               f"{translator.step} to {output}")
+
+
 @app.command("eval")
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint file, or a run folder (its latest checkpoint)."),

@@ -22,6 +22,7 @@ from .errors import GankitError
 @dataclass
 class DataConfig:
     source: str = "mnist5k"  # a built-in dataset name (`gankit list`) or a folder of images
+    source_b: str | None = None  # unpaired translation (cyclegan): domain B; `source` is domain A
     size: int = 32  # images are cropped and resized to size x size
     channels: int | None = None  # 1 or 3; None: the dataset's own (folders: 1 only if all grey)
     crop: str = "center"  # center | random | none (none squashes the whole image to a square)
@@ -96,6 +97,11 @@ class OptimConfig:
     lr_d: float = 2e-4  # Adam learning rate of D
     beta1: float = 0.5  # a low beta1 damps the oscillation of adversarial training (DCGAN paper)
     beta2: float = 0.999  # Adam default
+    # Constant, then linearly falling to zero (CycleGAN: 100 epochs constant, 100 decaying). The
+    # positions are absolute and saved with the run, so a resumed run keeps its schedule.
+    decay_start: float | None = None  # where both learning rates start to fall (None: constant)
+    decay_length: float | None = None  # how long they take to reach zero from there
+    decay_unit: str = "steps"  # steps | epochs (passes over the data): the unit of the two above
 
 
 @dataclass
@@ -140,6 +146,7 @@ class TrainConfig:
 CROPS = ("center", "random", "none")
 AUGMENT_MODES = ("ada", "fixed", "diffaug", "none")
 OPTIMIZERS = ("adam", "rmsprop")
+DECAY_UNITS = ("steps", "epochs")
 PRECISIONS = ("fp32", "bf16")
 DEFAULT_STEPS = 3000  # when no bound is given: ~8 minutes at 32 px on a 2-core CPU
 
@@ -280,6 +287,7 @@ def validate(config: TrainConfig) -> None:
         "optim.name": (config.optim.name, OPTIMIZERS),
         "precision": (config.precision, PRECISIONS),
         "augment.mode": (config.augment.mode, AUGMENT_MODES),
+        "optim.decay_unit": (config.optim.decay_unit, DECAY_UNITS),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -290,7 +298,8 @@ def validate(config: TrainConfig) -> None:
     from .training.updates import UPDATES
 
     loss = LOSSES.get(config.loss)
-    UPDATES.get(config.update)
+    update = UPDATES.get(config.update)
+    check_data_kind(config, update)
     if config.penalty != "none":
         PENALTIES.get(config.penalty)
     if config.penalty_weight is not None and config.penalty_weight < 0:
@@ -338,6 +347,10 @@ def validate(config: TrainConfig) -> None:
     for key in ("beta1", "beta2"):
         if not 0.0 <= getattr(config.optim, key) < 1.0:
             raise GankitError(f"optim.{key}={getattr(config.optim, key)} must be in [0, 1)")
+    start, length = config.optim.decay_start, config.optim.decay_length
+    if (start is None) != (length is None) or (start is not None and (start < 0 or length <= 0)):
+        raise GankitError(f"optim.decay_start={start} and optim.decay_length={length}: give both (a "
+                          "start of 0 or more and a positive length, in optim.decay_unit) or neither")
     aug = config.augment
     if not 0.0 <= aug.p <= 1.0 or not 0.0 <= aug.p_max <= 1.0:
         raise GankitError(f"augment.p={aug.p} and augment.p_max={aug.p_max} must be in [0, 1]")
@@ -362,6 +375,35 @@ def validate(config: TrainConfig) -> None:
     if config.data.bbox_padding < 0:
         raise GankitError(f"data.bbox_padding={config.data.bbox_padding} must be 0 or more")
     check_labels(config.data)
+
+
+def check_data_kind(config: TrainConfig, update) -> None:
+    """The recipe, the update and the data must agree on what is trained on: one set of images, or
+    two unpaired domains (`Recipe.data_kind`)."""
+    from .training.updates import UPDATES
+    from .variants import get_recipe
+
+    kind = get_recipe(config.recipe).data_kind
+    if update.data_kind != kind:
+        fitting = [name for name in UPDATES.names() if UPDATES.get(name).data_kind == kind]
+        raise GankitError(f"the {config.update} update is for {update.data_kind!r} data, but the "
+                          f"{config.recipe} recipe trains on {kind!r} data: use --update "
+                          f"{' or '.join(fitting)}")
+    if kind == "unpaired":
+        if not config.data.source_b:
+            raise GankitError(f"the {config.recipe} recipe translates between two domains: give domain "
+                              "B with --set data.source_b=FOLDER (data.source is A), or use "
+                              "`gankit translate train --a FOLDER --b FOLDER`")
+        if config.eval.every is not None:
+            raise GankitError(f"KID evaluation during training scores a generator of images from "
+                              f"noise; the {config.recipe} recipe translates images: drop --eval-every "
+                              "(benchmarks/cyclegan.py scores translations)")
+        if config.d_steps > 1 or config.g_steps > 1:
+            raise GankitError(f"the {config.update} update makes one G and one D step per batch pair: "
+                              "drop d_steps and g_steps")
+    elif config.data.source_b:
+        raise GankitError(f"data.source_b names a second domain, which only translation recipes use "
+                          f"(the {config.recipe} recipe trains on one set of images): drop it")
 
 
 def check_labels(data: DataConfig) -> None:

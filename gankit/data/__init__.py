@@ -13,11 +13,13 @@ from pathlib import Path
 
 from ..config import DataConfig, check_labels
 from ..errors import GankitError
+from ..registry import Registry
 from . import builtin, torchvision_sets  # noqa: F401  (importing them registers their datasets)
 from .dataset import DATASETS, ImageData
 from .folder import load_folder
+from .unpaired import UnpairedData, load_unpaired
 
-__all__ = ["DATASETS", "ImageData", "load_dataset"]
+__all__ = ["DATASETS", "DATA_KINDS", "ImageData", "UnpairedData", "load_dataset", "load_unpaired"]
 
 
 def load_dataset(cfg: DataConfig, progress: bool = True) -> ImageData:
@@ -42,3 +44,9 @@ def load_dataset(cfg: DataConfig, progress: bool = True) -> ImageData:
 
 def _looks_like_path(source: str) -> bool:
     return "/" in source or "\\" in source or source.startswith(("~", "."))
+
+
+# A recipe's `data_kind` -> loader(DataConfig, progress): one dataset, or two unpaired domains.
+DATA_KINDS = Registry("data kind", check=callable)
+DATA_KINDS.register("images", load_dataset)
+DATA_KINDS.register("unpaired", load_unpaired)

@@ -24,7 +24,7 @@ EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 # bbox and labels_csv enter the key as the boxes and labels themselves, so an edited box or label
 # file is noticed; channels are applied after the cache, which holds each image at its own
 # channel count.
-_NOT_IN_CACHE_KEY = ("source", "root", "download", "cache", "bbox", "labels_csv", "channels")
+_NOT_IN_CACHE_KEY = ("source", "source_b", "root", "download", "cache", "bbox", "labels_csv", "channels")
 
 
 def load_folder(folder: Path, cfg: DataConfig, progress: bool = True) -> ImageData:
@@ -73,6 +73,11 @@ def _image_paths(folder: Path, cfg: DataConfig) -> tuple[Path, list[Path]]:
         raise GankitError(f"no image files in {folder}: put images there with one of the "
                           f"extensions {' '.join(EXTENSIONS)} (sub-folders are searched too)")
     return image_root, paths
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files under `folder`, searched recursively, hidden entries skipped, sorted."""
+    return _scan(folder)
 
 
 def _scan(folder: Path) -> list[Path]:

@@ -5,6 +5,10 @@ Once the buffer holds images, `fraction` of each fake batch D judges is drawn fr
 produced a while ago, so G cannot escape D by cycling back to an old mode. New fakes fill the
 buffer, then replace random slots, so it holds a sample of the recent past. The contents are saved
 in checkpoints: a resumed run continues exactly.
+
+`exchange` is the CycleGAN reference's own pool query, image by image: while the pool fills, new
+fakes pass through and are kept; then each is, with probability `fraction`, swapped for a random
+kept one. Unlike `replay_count`, which rounds `fraction * batch`, it replays with batches of one.
 """
 
 from __future__ import annotations
@@ -54,6 +58,27 @@ class ReplayBuffer:
         if self.labels is not None and labels is not None:
             self.labels[slots] = labels
         self.count += free
+
+    @torch.no_grad()
+    def exchange(self, images: Tensor) -> Tensor:
+        """D's fake batch: `images`, each swapped with probability `fraction` for a kept fake that
+        it replaces (once the pool is full). Draws from the global RNG, which checkpoints save."""
+        assert self.labels is None, "exchange keeps images only"
+        images = images.detach()
+        if self.images is None:
+            self.images = torch.empty(self.size, *images.shape[1:], dtype=images.dtype, device=images.device)
+        out = images.clone()
+        # one draw per batch, whatever the pool holds: the RNG advances the same way every step
+        swap = (torch.rand(len(images)) < self.fraction).tolist()
+        slots = torch.randint(self.size, (len(images),)).tolist()
+        for i in range(len(images)):  # in order, as the reference: a slot may be hit twice
+            if self.count < self.size:
+                self.images[self.count] = images[i]
+                self.count += 1
+            elif swap[i]:
+                out[i] = self.images[slots[i]]
+                self.images[slots[i]] = images[i]
+        return out
 
     def state_dict(self) -> dict:
         if self.images is None:

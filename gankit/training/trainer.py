@@ -33,6 +33,7 @@ from . import checkpoint as ckpt
 from .ema import EMA
 from .logging import JsonLinesSink, ProgressSink, Reporter, TensorBoardSink, report
 from .replay import ReplayBuffer
+from .schedule import linear_decay
 from .updates import UPDATES, Nets, batch_coupled_layers
 
 
@@ -126,6 +127,29 @@ class BatchStream:
         return images, labels
 
 
+class DomainStreams:
+    """Batch k of each domain of unpaired data, each domain in its own order: the images of A and
+    B in one step are paired by nothing but chance. Yields ((A, B), None) as a stream yields
+    (images, labels)."""
+
+    def __init__(self, data, batch: int, seed: int):
+        self.streams = [BatchStream(domain, batch, derive_seed(seed, "domain", i))
+                        for i, domain in enumerate(data.domains)]
+
+    def images(self, k: int) -> tuple[tuple[torch.Tensor, ...], None]:
+        return tuple(stream.images(k)[0] for stream in self.streams), None
+
+
+def make_stream(data, batch: int, seed: int):
+    """Data with several domains (`data.domains`) yields one batch of each per draw."""
+    return DomainStreams(data, batch, seed) if hasattr(data, "domains") else BatchStream(data, batch, seed)
+
+
+def _each(fn, images):
+    """`fn` on a batch, or on each batch of a tuple of them (one per domain)."""
+    return tuple(fn(x) for x in images) if isinstance(images, tuple) else fn(images)
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -160,7 +184,12 @@ class Trainer:
         self.augment, self.ada = build_augmentation(config.augment, G.output_range)
         self.augment.to(self.device)
         penalty = PENALTIES.get(config.penalty) if config.penalty != "none" else None
-        self.replay = ReplayBuffer(config.replay.size, config.replay.fraction) if config.replay.size else None
+        # A D made of several discriminators (CycleGAN's, one per domain) names its `parts`: each
+        # gets its own pool, since one pool would hand a D fakes of the other domain.
+        parts = getattr(D, "parts", ()) if config.replay.size else ()
+        self.pools = {part: ReplayBuffer(config.replay.size, config.replay.fraction) for part in parts}
+        self.replay = ReplayBuffer(config.replay.size, config.replay.fraction) \
+            if config.replay.size and not parts else None
         self.nets = Nets(
             G=G,
             D=D,
@@ -178,6 +207,7 @@ class Trainer:
             replay=self.replay,
             d_skip_below=config.d_skip_below,
             penalty_every=config.penalty_every,
+            pools=self.pools,
         )
         self.update = UPDATES.get(config.update)
         coupled = batch_coupled_layers(D)
@@ -192,12 +222,17 @@ class Trainer:
             warnings.warn(f"the {config.penalty} penalty needs per-sample gradients, but D's batch norm "
                           f"({norms[0]}) mixes the samples of a batch: prefer model.d_norm=layer or none")
         self.ema = EMA(G, config.ema_decay)
-        self.stream = BatchStream(data, config.batch, config.seed)
+        self.stream = make_stream(data, config.batch, config.seed)
         self.step = 0
         self.batches_drawn = 0
         self.images_seen = 0
         g = torch.Generator().manual_seed(derive_seed(config.seed, "grid"))
-        if self.num_classes:  # one row per class, shared latents down each column
+        if getattr(G, "sample_sheet", None) is not None:
+            # a G that maps images to images shows what it makes of fixed real inputs, drawn
+            # from a stream of their own so the training order is untouched
+            sheet_stream = make_stream(data, config.grid_size, derive_seed(config.seed, "sheet"))
+            self.sheet_inputs = sheet_stream.images(0)[0]
+        elif self.num_classes:  # one row per class, shared latents down each column
             per_class = max(1, config.grid_size // self.num_classes)
             self.grid_latents, self.grid_labels = class_rows(self.num_classes, per_class, G.latent_dim, g)
             self.grid_nrow = per_class
@@ -226,6 +261,7 @@ class Trainer:
                         "controller": self.ada.state_dict() if self.ada else {}},
             "best_kid": self.best_kid,
             "replay": self.replay.state_dict() if self.replay is not None else {},
+            "pools": {part: pool.state_dict() for part, pool in self.pools.items()},
             "data": {"name": self.data.name, "size": self.data.size, "channels": self.data.channels,
                      "num_images": len(self.data), "class_names": self.data.class_names,
                      "num_classes": self.num_classes},
@@ -244,6 +280,8 @@ class Trainer:
             self.augment.p.copy_(state["augment"]["p"])
             if self.replay is not None:
                 self.replay.load_state_dict(state["replay"], self.device)
+            for part, pool in self.pools.items():
+                pool.load_state_dict(state["pools"][part], self.device)
             if self.ada is not None:
                 self.ada.load_state_dict(state["augment"]["controller"])
             ckpt.restore_rng_state(state["rng"], self.device)
@@ -259,15 +297,41 @@ class Trainer:
         return path
 
     # ---------------------------------------------------------------- pieces
+    def _to_model(self, images: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images on the CPU -> G's value range on the training device."""
+        images = from_unit_range(images, self.nets.G.output_range)
+        return images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+
     def _next_batch(self):
         images, labels = self.stream.images(self.batches_drawn)
         self.batches_drawn += 1
-        self.images_seen += images.shape[0]
-        images = from_unit_range(images, self.nets.G.output_range)
-        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        self.images_seen += (images[0] if isinstance(images, tuple) else images).shape[0]
+        images = _each(self._to_model, images)
         if labels is not None:
             labels = labels.to(self.device)
         return images, labels
+
+    def decay_span(self) -> tuple[float, float] | None:
+        """(the step where the learning rates start to fall, steps until they reach zero) from
+        optim.decay_*, or None for constant rates."""
+        optim = self.config.optim
+        if optim.decay_start is None:
+            return None
+        unit = self.steps_per_epoch() if optim.decay_unit == "epochs" else 1.0
+        return optim.decay_start * unit, optim.decay_length * unit
+
+    def _set_learning_rates(self) -> None:
+        """Both optimisers' rates for the step about to run, from the step alone, so a resumed run
+        is at the same point of its schedule. Each group keeps its first rate as `initial_lr`
+        (torch's convention), which the optimiser's state, and so the checkpoint, carries."""
+        span = self.decay_span()
+        if span is None:
+            return
+        factor = linear_decay(self.step, *span)
+        for name, opt in (("g", self.nets.opt_g), ("d", self.nets.opt_d)):
+            for group in opt.param_groups:
+                group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+            report(f"optim/lr_{name}", opt.param_groups[0]["lr"])
 
     def _set_progress(self) -> None:
         """Models that change with training progress (progressive growing) learn it here, from
@@ -281,12 +345,15 @@ class Trainer:
     @torch.no_grad()
     def save_samples(self) -> Path:
         G = self.ema.model
+        path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+        if getattr(G, "sample_sheet", None) is not None:
+            images, nrow = G.sample_sheet(_each(self._to_model, self.sheet_inputs))
+            return save_grid(to_unit_range(images, G.output_range).cpu(), path, nrow=nrow)
         labels = self.grid_labels if self.grid_labels is not None else [None] * len(self.grid_latents)
         chunks = [to_unit_range(G(z.to(self.device), y if y is None else y.to(self.device)),
                                 G.output_range).cpu()
                   for z, y in zip(self.grid_latents.split(256), _split(labels, 256))]
-        return save_grid(torch.cat(chunks), self.run_dir / "samples" / f"step-{self.step:08d}.png",
-                         nrow=self.grid_nrow)
+        return save_grid(torch.cat(chunks), path, nrow=self.grid_nrow)
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -316,6 +383,10 @@ class Trainer:
             self.best_kid = kid
             ckpt.save_checkpoint(self.state_dict(), ckpt.best_path(self.run_dir))
         return kid
+
+    def steps_per_epoch(self) -> float:
+        images_per_step = self.config.batch * self.update.batches_per_step(self.config.d_steps)
+        return len(self.data) / images_per_step
 
     def total_steps(self) -> int | None:
         bounds = []
@@ -361,6 +432,12 @@ class Trainer:
                 f"this run has already trained {self.step} of its {total} steps: pass a larger "
                 "--steps (or --epochs / --time-budget) to train further"
             )
+        span = self.decay_span()
+        end = math.ceil(sum(span)) if span is not None else None
+        if end is not None and total is not None and total > end:
+            warnings.warn(f"the learning rates reach zero at step {end}, before this run's "
+                          f"last step {total}: the steps after it do not train (optim.decay_* are kept "
+                          "on resume; start a new run for a longer schedule)")
         sinks = [JsonLinesSink(self.run_dir / "metrics.jsonl", after_step=self.step),
                  TensorBoardSink(self.run_dir / "tensorboard", after_step=self.step)]
         if total is not None:
@@ -376,6 +453,7 @@ class Trainer:
             while not self._finished(total, budget, start):
                 seen_before = self.images_seen
                 self._set_progress()
+                self._set_learning_rates()
                 stats = self.update.step(self.nets, self._next_batch, cfg.d_steps, cfg.g_steps)
                 self.ema.update(self.nets.G)
                 self.step += 1
@@ -401,6 +479,7 @@ class Trainer:
                     train_time = max(now - interval_start - side_time, 1e-9)
                     report("speed/images_per_s", interval_images / train_time)
                     report("progress/kimg", self.images_seen / 1000)
+                    report("progress/epoch", self.images_seen / len(self.data))  # kept on resume
                     reporter.flush(self.step)
                     interval_start, interval_images, side_time = now, 0, 0.0
                 bar.advance_to(self.step if total is not None else int(time.perf_counter() - start))

@@ -5,6 +5,8 @@
     alternating  d_steps D steps on fresh batches with G frozen, then g_steps G steps (WGAN-GP)
     two_phase    Hands-On ML's textbook step: D on one concatenated real + fake batch with targets
                  1 / 0, then G through D with D's weights frozen
+    cycle        CycleGAN's step on a pair of unpaired batches (A, B): both generators from one
+                 loss (adversarial + cycle + identity), then both discriminators on pooled fakes
 
 Every image D sees goes through `nets.augment` (the hook augmentation pipelines plug into). Except
 in two_phase, reals and fakes go through D in separate passes, so batch norm never mixes their
@@ -15,6 +17,7 @@ only the order of passes.
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Callable
@@ -24,6 +27,7 @@ from torch import nn
 
 from ..config import TargetConfig
 from ..losses import AdversarialLoss, Penalty, make_targets
+from ..losses.cycle import cycle_loss, identity_loss
 from ..registry import Registry
 from .replay import ReplayBuffer
 
@@ -51,6 +55,7 @@ class Nets:
     d_skip_below: float | None = None  # skip D's step while its loss is below this
     penalty_every: int = 1  # lazy regularisation (StyleGAN2): the penalty on every N-th step only
     step: int = 0  # the training step about to run (set by the loop; drives lazy regularisation)
+    pools: dict[str, ReplayBuffer] = field(default_factory=dict)  # one per part of a D made of several
 
     def __post_init__(self):
         self.g_params = [p for p in self.G.parameters() if p.requires_grad]
@@ -72,6 +77,7 @@ class Update:
     batches_per_step: Callable[[int], int]  # d_steps -> real batches one step draws (for --epochs)
     description: str = ""
     mixes_real_and_fake: bool = False  # one D pass over reals and fakes together
+    data_kind: str = "images"  # what next_batch yields: "images" or "unpaired" ((A, B), None)
 
 
 UPDATES: Registry[Update] = Registry("update", lambda x: isinstance(x, Update))
@@ -233,6 +239,56 @@ def two_phase_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int =
     return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats}
 
 
+def cycle_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1,
+                 g_steps: int = 1) -> dict[str, Tensor]:
+    """CycleGAN's step (Zhu et al. 2017), in the reference's order: both generators from one loss
+    with the discriminators as they are, then both discriminators on fakes from their pools.
+
+    G's loss: fool each D (adversarial), come back to the input through the other G (cycle, L1,
+    weight lambda) and leave images already in the target domain alone (identity, L1). D's loss
+    per domain is discriminator_loss on one patch discriminator: targets and penalties work as in
+    the other strategies, and each D sees a fake batch that its pool half-fills with older fakes.
+    """
+    (real_a, real_b), _ = next_batch()
+    G, D = nets.G, nets.D
+    with nets.autocast():
+        fake_b, fake_a = G(real_a, "a2b"), G(real_b, "b2a")
+        adversarial = (nets.loss.g_loss(D(nets.augment(fake_b), "b").float())
+                       + nets.loss.g_loss(D(nets.augment(fake_a), "a").float()))
+        cycle = cycle_loss(G(fake_b, "b2a"), real_a) + cycle_loss(G(fake_a, "a2b"), real_b)
+        g_loss = G.gan_weight * adversarial + G.cycle_weight * cycle
+        stats = {"loss/g_adv": adversarial.detach(), "loss/cycle": cycle.detach()}
+        if G.identity_weight:  # two more G passes per step: skipped when the weight is 0
+            identity = identity_loss(G(real_b, "a2b"), real_b) + identity_loss(G(real_a, "b2a"), real_a)
+            g_loss = g_loss + G.cycle_weight * G.identity_weight * identity
+            stats["loss/identity"] = identity.detach()
+    nets.opt_g.zero_grad(set_to_none=True)
+    g_loss.backward(inputs=nets.g_params)  # D's weights get no gradient from G's loss
+    nets.opt_g.step()
+
+    d_losses, real_logits, fake_logits = {}, [], []
+    with nets.autocast():
+        for part, real, fake in (("a", real_a, fake_a), ("b", real_b, fake_b)):
+            pool = nets.pools.get(part)
+            fake = pool.exchange(fake) if pool is not None else fake.detach()
+            one = dataclasses.replace(nets, D=getattr(D, part))  # the loss and penalty see one D
+            real_seen, fake_seen = nets.augment(real), nets.augment(fake)
+            real_logits.append(one.D(real_seen))
+            fake_logits.append(one.D(fake_seen))
+            d_losses[part], part_stats = discriminator_loss(one, real_logits[-1], fake_logits[-1],
+                                                            real_seen, fake_seen, None)
+            for key, value in part_stats.items():  # averaged over the two discriminators
+                stats[key] = stats.get(key, 0.0) + value / 2
+            stats[f"loss/d_{part}"] = d_losses[part].detach()
+    d_loss = d_losses["a"] + d_losses["b"]
+    nets.opt_d.zero_grad(set_to_none=True)
+    d_loss.backward(inputs=nets.d_params)
+    _d_step(nets, stats)
+    stats.update(_d_stats(nets, torch.cat([x.flatten() for x in real_logits]),
+                          torch.cat([x.flatten() for x in fake_logits])))
+    return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats}
+
+
 UPDATES.register("joint", Update(joint_update, lambda d_steps: 1,
                                  "one forward pass feeds both losses (keras GAN-ADA, TF tutorial)"))
 UPDATES.register("alternating", Update(alternating_update, lambda d_steps: d_steps,
@@ -240,6 +296,9 @@ UPDATES.register("alternating", Update(alternating_update, lambda d_steps: d_ste
 UPDATES.register("two_phase", Update(two_phase_update, lambda d_steps: d_steps,
                                      "D on a concatenated real+fake batch, then G (Hands-On ML)",
                                      mixes_real_and_fake=True))
+UPDATES.register("cycle", Update(cycle_update, lambda d_steps: 1,
+                                 "CycleGAN: both generators (adversarial + cycle + identity L1), "
+                                 "then both discriminators on pooled fakes", data_kind="unpaired"))
 
 
 BATCH_COUPLED = (nn.modules.batchnorm._BatchNorm,)  # plus the minibatch layers, added below

@@ -31,6 +31,9 @@ class Recipe:
     # options -> None, raising GankitError for values the models cannot use (checked before any
     # data is loaded or folder written)
     validate: Callable[[Any], None] = lambda options: None
+    # what the models learn from: "images" (one dataset; G maps noise to images) or "unpaired"
+    # (two domains; G translates between them). The loop and the loaders read it, never the name.
+    data_kind: str = "images"
 
     def options(self, values: dict) -> Any:
         from ..config import from_dict  # config imports this package lazily; avoid a cycle
