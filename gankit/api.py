@@ -26,7 +26,7 @@ from .visualize import to_unit_range
 # Options that may change when a run is resumed: they bound or observe the run but do not change
 # what one step computes. Anything else would silently make a different run.
 RESUMABLE = {"steps", "epochs", "time_budget", "sample_every", "checkpoint_every",
-             "keep_checkpoints", "log_every", "progress", "device"}
+             "keep_checkpoints", "log_every", "progress", "device", "guard_patience", "max_rollbacks"}
 
 
 def _new_run_name(config: TrainConfig) -> str:

@@ -141,6 +141,8 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast; needs CPU bf16 support or CUDA)
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and CUDA
     progress: bool = True  # show a progress bar
+    guard_patience: int = 20  # non-finite updates in a row before rolling back to the last checkpoint
+    max_rollbacks: int = 3  # rollbacks before giving up with an error
 
 
 CROPS = ("center", "random", "none")
@@ -327,6 +329,7 @@ def validate(config: TrainConfig) -> None:
             f"g_steps={config.g_steps}): use --update alternating for several D or G steps")
     positive = {"batch": config.batch, "data.size": config.data.size, "d_steps": config.d_steps,
                 "g_steps": config.g_steps, "penalty_every": config.penalty_every,
+                "guard_patience": config.guard_patience,
                 "sample_every": config.sample_every, "checkpoint_every": config.checkpoint_every,
                 "keep_checkpoints": config.keep_checkpoints, "log_every": config.log_every,
                 "grid_size": config.grid_size}
@@ -337,6 +340,8 @@ def validate(config: TrainConfig) -> None:
                        "time_budget": config.time_budget}.items():
         if value is not None and value <= 0:
             raise GankitError(f"option {key}={value} must be positive")
+    if config.max_rollbacks < 0:
+        raise GankitError(f"max_rollbacks={config.max_rollbacks} must be 0 or more")
     if not 0.0 <= config.ema_decay < 1.0:
         raise GankitError(f"ema_decay={config.ema_decay} must be in [0, 1): 0.99 or 0.999 are usual")
     if config.data.limit is not None and config.data.limit < 1:

@@ -167,6 +167,7 @@ class Trainer:
         assert config.eval.every is None or (eval_data is not None and extractor is not None)
         self.eval_data, self.extractor = eval_data, extractor
         self.best_kid = math.inf
+        self.rollbacks = 0  # returns to the last checkpoint after non-finite updates
         self.device = select_device(config.device)
         self.autocast = autocast_factory(self.device, config.precision)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -260,6 +261,7 @@ class Trainer:
             "augment": {"p": self.augment.p.detach().cpu(),
                         "controller": self.ada.state_dict() if self.ada else {}},
             "best_kid": self.best_kid,
+            "rollbacks": self.rollbacks,
             "replay": self.replay.state_dict() if self.replay is not None else {},
             "pools": {part: pool.state_dict() for part, pool in self.pools.items()},
             "data": {"name": self.data.name, "size": self.data.size, "channels": self.data.channels,
@@ -277,6 +279,7 @@ class Trainer:
             self.step, self.batches_drawn = int(state["step"]), int(state["batches_drawn"])
             self.images_seen = int(state["images_seen"])
             self.best_kid = float(state.get("best_kid", math.inf))
+            self.rollbacks = int(state.get("rollbacks", 0))
             self.augment.p.copy_(state["augment"]["p"])
             if self.replay is not None:
                 self.replay.load_state_dict(state["replay"], self.device)
@@ -332,6 +335,25 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
             report(f"optim/lr_{name}", opt.param_groups[0]["lr"])
+
+    def _recover(self) -> None:
+        """Updates have kept coming out non-finite: go back to the newest checkpoint and continue
+        with fresh latents (the same ones would lead to the same place), a bounded number of times."""
+        checkpoints = ckpt.list_checkpoints(self.run_dir)
+        if not checkpoints or self.rollbacks >= self.config.max_rollbacks:
+            where = "before the first checkpoint" if not checkpoints else f"after {self.rollbacks} rollbacks"
+            raise GankitError(
+                f"training diverged at step {self.step} ({self.config.guard_patience} updates in a row "
+                f"had non-finite gradients) {where}: lower the learning rates (--lr-g, --lr-d), add a "
+                "penalty (--penalty r1) or use --precision fp32; earlier checkpoints are kept")
+        rollbacks = self.rollbacks  # the checkpoint predates these: keep counting
+        self._load_state(ckpt.load_checkpoint(checkpoints[-1]))
+        self.rollbacks = rollbacks + 1
+        torch.manual_seed(derive_seed(self.config.seed, "rollback", self.rollbacks))
+        self.nets.guard.skipped = 0
+        warnings.warn(f"non-finite updates: rolled back to {checkpoints[-1].name} "
+                      f"(rollback {self.rollbacks} of at most {self.config.max_rollbacks})")
+        report("guard/rollbacks", self.rollbacks)
 
     def _set_progress(self) -> None:
         """Models that change with training progress (progressive growing) learn it here, from
@@ -455,10 +477,16 @@ class Trainer:
                 self._set_progress()
                 self._set_learning_rates()
                 stats = self.update.step(self.nets, self._next_batch, cfg.d_steps, cfg.g_steps)
+                skipped, self.nets.guard.skipped_in_step = self.nets.guard.skipped_in_step, 0
+                if skipped:
+                    report("guard/skipped_updates", skipped)
+                if self.nets.guard.skipped >= cfg.guard_patience:
+                    self._recover()
+                    continue
                 self.ema.update(self.nets.G)
                 self.step += 1
                 interval_images += self.images_seen - seen_before
-                if self.ada is not None:
+                if self.ada is not None and not skipped:
                     self.ada.observe(stats["d/sign_real"], self.images_seen - seen_before)
                     self.ada.maybe_update(self.step)
                 report("augment/p", self.augment.p)

@@ -29,6 +29,7 @@ from ..config import TargetConfig
 from ..losses import AdversarialLoss, Penalty, make_targets
 from ..losses.cycle import cycle_loss, identity_loss
 from ..registry import Registry
+from .guard import StepGuard
 from .replay import ReplayBuffer
 
 Tensor = torch.Tensor
@@ -55,6 +56,7 @@ class Nets:
     d_skip_below: float | None = None  # skip D's step while its loss is below this
     penalty_every: int = 1  # lazy regularisation (StyleGAN2): the penalty on every N-th step only
     step: int = 0  # the training step about to run (set by the loop; drives lazy regularisation)
+    guard: StepGuard = field(default_factory=StepGuard)  # all optimiser steps: sync ranks, skip non-finite
     pools: dict[str, ReplayBuffer] = field(default_factory=dict)  # one per part of a D made of several
 
     def __post_init__(self):
@@ -123,7 +125,7 @@ def _d_step(nets: Nets, stats: dict[str, Tensor]) -> None:
     if nets.d_skip_below is not None:
         stats["d/skipped"] = torch.tensor(float(skip))
     if not skip:
-        nets.opt_d.step()
+        nets.guard.step(nets.opt_d, nets.d_params)
 
 
 def _with_replay(nets: Nets, fake: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None, int]:
@@ -171,7 +173,7 @@ def joint_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1, 
     g_loss.backward(inputs=nets.g_params, retain_graph=True)
     d_loss.backward(inputs=nets.d_params)
     _d_step(nets, stats)
-    nets.opt_g.step()
+    nets.guard.step(nets.opt_g, nets.g_params)
     if k:
         stats["replay/fraction"] = torch.tensor(k / n)
     return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats,
@@ -185,7 +187,7 @@ def _g_steps(nets: Nets, labels: Tensor | None, n: int, g_steps: int) -> Tensor:
             g_loss = nets.loss.g_loss(nets.D(nets.augment(nets.generate(n, labels)), labels).float())
         nets.opt_g.zero_grad(set_to_none=True)
         g_loss.backward(inputs=nets.g_params)
-        nets.opt_g.step()
+        nets.guard.step(nets.opt_g, nets.g_params)
     return g_loss
 
 
@@ -264,7 +266,7 @@ def cycle_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1,
             stats["loss/identity"] = identity.detach()
     nets.opt_g.zero_grad(set_to_none=True)
     g_loss.backward(inputs=nets.g_params)  # D's weights get no gradient from G's loss
-    nets.opt_g.step()
+    nets.guard.step(nets.opt_g, nets.g_params)
 
     d_losses, real_logits, fake_logits = {}, [], []
     with nets.autocast():
