@@ -19,6 +19,7 @@ from .config import (DEFAULT_STEPS, TrainConfig, default_features, from_dict, me
 from .data import DATA_KINDS
 from .errors import GankitError
 from .training import checkpoint as ckpt
+from .training import distributed
 from .training.trainer import TrainResult, Trainer, select_device
 from .variants import DataSpec, get_recipe
 from .visualize import to_unit_range
@@ -26,7 +27,8 @@ from .visualize import to_unit_range
 # Options that may change when a run is resumed: they bound or observe the run but do not change
 # what one step computes. Anything else would silently make a different run.
 RESUMABLE = {"steps", "epochs", "time_budget", "sample_every", "checkpoint_every",
-             "keep_checkpoints", "log_every", "progress", "device", "guard_patience", "max_rollbacks"}
+             "keep_checkpoints", "log_every", "progress", "device", "guard_patience", "max_rollbacks",
+             "runs_dir"}
 
 
 def _new_run_name(config: TrainConfig) -> str:
@@ -88,6 +90,7 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
     if isinstance(config, TrainConfig):
         config = to_dict(config)
     options = merge(config or {}, overrides)
+    distributed.setup()  # under torchrun: join the process group (a no-op otherwise)
     if resume is not None:
         return _resume(resume, options)
     config = resolve_config(options)
@@ -101,9 +104,11 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
     data = load_data(config)
     config.data.channels = data.channels  # record what "auto" resolved to
     data, held_out, extractor = _prepare_eval(config, data)
-    run_dir = _make_run_dir(config)
+    # rank 0 names and makes the run folder; the other ranks use the same one
+    run_dir = Path(distributed.broadcast_object(str(_make_run_dir(config)) if distributed.is_main() else None))
     trainer = Trainer(config, data, run_dir, eval_data=held_out, extractor=extractor)
-    _write_config(config, run_dir)
+    if distributed.is_main():
+        _write_config(config, run_dir)
     return trainer.train()
 
 
@@ -131,11 +136,12 @@ def _resume(path: str | Path, options: dict) -> TrainResult:
     validate(config)
     if run_dir is None:  # a checkpoint file from elsewhere: continue it in a new run folder
         config.name = None
-        run_dir = _make_run_dir(config)
+        run_dir = Path(distributed.broadcast_object(str(_make_run_dir(config)) if distributed.is_main() else None))
     data = load_data(config)
     data, held_out, extractor = _prepare_eval(config, data)
     trainer = Trainer(config, data, run_dir, state=state, eval_data=held_out, extractor=extractor)
-    _write_config(config, run_dir)
+    if distributed.is_main():
+        _write_config(config, run_dir)
     return trainer.train()
 
 

@@ -7,6 +7,7 @@ any other field, and `--config preset.yaml` loads a preset first.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from enum import Enum
@@ -118,8 +119,15 @@ def train(
     config: Optional[str] = typer.Option(None, help="YAML preset applied before the other options: a file, or the name of a bundled preset (`gankit list`)."),
     set_: list[str] = typer.Option([], "--set", help="Any config field: --set optim.lr_g=1e-4 (repeatable)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder (or from this checkpoint)."),
+    nproc: Optional[int] = typer.Option(None, help="Train in this many processes on this machine (one per GPU; CPU processes without): runs the command under torchrun. --batch is per process."),
 ):
     """Train a GAN (default: the keras-io GAN-ADA DCGAN on the built-in mnist5k digits)."""
+    from .training import distributed
+
+    if nproc is not None and nproc < 1:
+        raise GankitError(f"--nproc {nproc}: use 1 or more processes")
+    if nproc and nproc > 1 and not distributed.launched_by_torchrun():
+        _relaunch_under_torchrun(nproc)
     from .api import train as run_training
     from .config import load_preset, merge
 
@@ -152,9 +160,31 @@ def train(
         if given:
             options = merge(options, {section: given})
     options = merge(options, _parse_set(set_))
-    result = run_training(options, resume=resume)
-    typer.echo(f"trained {result.step} steps ({result.images_seen} images); run folder: {result.run_dir}")
-    typer.echo(f"latest checkpoint: {result.checkpoint}")
+    try:
+        result = run_training(options, resume=resume)
+    finally:
+        distributed.teardown()
+    if distributed.rank() == 0 and int(os.environ.get("RANK", "0")) == 0:
+        typer.echo(f"trained {result.step} steps ({result.images_seen} images); run folder: {result.run_dir}")
+        typer.echo(f"latest checkpoint: {result.checkpoint}")
+
+
+def _relaunch_under_torchrun(nproc: int) -> None:
+    """Replace this process by `torchrun --standalone --nproc-per-node N -m gankit <same args>`."""
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if arg == "--nproc":
+            skip = True
+            continue
+        if arg.startswith("--nproc="):
+            continue
+        args.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "gankit", *args]
+    os.execv(sys.executable, command)
 
 
 TRUNCATION_HELP = ("Truncation psi, StyleGAN-style generators only: w is pulled towards its average, "

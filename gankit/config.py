@@ -142,6 +142,7 @@ class TrainConfig:
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and CUDA
     progress: bool = True  # show a progress bar
     guard_patience: int = 20  # non-finite updates in a row before rolling back to the last checkpoint
+    sync_batchnorm: bool = False  # multi-GPU: batch-norm statistics over all ranks' batches (CUDA only)
     max_rollbacks: int = 3  # rollbacks before giving up with an error
 
 

@@ -32,6 +32,8 @@ from ..visualize import from_unit_range, save_grid, to_unit_range
 from . import checkpoint as ckpt
 from .ema import EMA
 from .logging import JsonLinesSink, ProgressSink, Reporter, TensorBoardSink, report
+from . import distributed
+from .guard import StepGuard
 from .replay import ReplayBuffer
 from .schedule import linear_decay
 from .updates import UPDATES, Nets, batch_coupled_layers
@@ -45,7 +47,8 @@ def derive_seed(seed: int, purpose: str, index: int = 0) -> int:
 
 def select_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # under torchrun each process takes the GPU of its local rank
+        return torch.device(f"cuda:{distributed.local_rank()}" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -100,10 +103,13 @@ def _split(labels, size: int):
 
 
 class BatchStream:
-    """Batch k holds positions [k*B, (k+1)*B) of an endless sequence of per-epoch permutations."""
+    """Global batch g holds positions [g*B, (g+1)*B) of an endless sequence of per-epoch
+    permutations. With several ranks, rank r's batch k is global batch k*world + r: the ranks
+    shard every epoch between them (as a DistributedSampler does) and never see the same image
+    in one step."""
 
-    def __init__(self, data: ImageData, batch: int, seed: int):
-        self.data, self.batch, self.seed = data, batch, seed
+    def __init__(self, data: ImageData, batch: int, seed: int, rank: int = 0, world: int = 1):
+        self.data, self.batch, self.seed, self.rank, self.world = data, batch, seed, rank, world
         self._perms: dict[int, torch.Tensor] = {}
 
     def _permutation(self, epoch: int) -> torch.Tensor:
@@ -116,12 +122,13 @@ class BatchStream:
 
     def indices(self, k: int) -> torch.Tensor:
         n = len(self.data)
-        positions = range(k * self.batch, (k + 1) * self.batch)
+        g = k * self.world + self.rank
+        positions = range(g * self.batch, (g + 1) * self.batch)
         return torch.stack([self._permutation(p // n)[p % n] for p in positions])
 
     def images(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = self.indices(k)
-        crops = torch.Generator().manual_seed(derive_seed(self.seed, "crop", k))
+        crops = torch.Generator().manual_seed(derive_seed(self.seed, "crop", k * self.world + self.rank))
         images = self.data.batch(idx, crops)  # (B, C, S, S) in [0, 1]
         labels = self.data.labels[idx] if self.data.labels is not None else None
         return images, labels
@@ -140,9 +147,14 @@ class DomainStreams:
         return tuple(stream.images(k)[0] for stream in self.streams), None
 
 
-def make_stream(data, batch: int, seed: int):
+def make_stream(data, batch: int, seed: int, rank: int = 0, world: int = 1):
     """Data with several domains (`data.domains`) yields one batch of each per draw."""
-    return DomainStreams(data, batch, seed) if hasattr(data, "domains") else BatchStream(data, batch, seed)
+    if hasattr(data, "domains"):
+        if world > 1:
+            raise GankitError("multi-process training of unpaired data (CycleGAN) is not supported: "
+                              "train it in one process")
+        return DomainStreams(data, batch, seed)
+    return BatchStream(data, batch, seed, rank, world)
 
 
 def _each(fn, images):
@@ -168,6 +180,7 @@ class Trainer:
         self.eval_data, self.extractor = eval_data, extractor
         self.best_kid = math.inf
         self.rollbacks = 0  # returns to the last checkpoint after non-finite updates
+        self.rank, self.world = distributed.rank(), distributed.world_size()
         self.device = select_device(config.device)
         self.autocast = autocast_factory(self.device, config.precision)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -222,8 +235,19 @@ class Trainer:
             # (a minibatch stddev layer, as in ProGAN and StyleGAN2, couples samples only weakly)
             warnings.warn(f"the {config.penalty} penalty needs per-sample gradients, but D's batch norm "
                           f"({norms[0]}) mixes the samples of a batch: prefer model.d_norm=layer or none")
+        if config.sync_batchnorm and self.world > 1:
+            if self.device.type != "cuda":
+                raise GankitError("--set sync_batchnorm=true needs CUDA (torch's SyncBatchNorm has no CPU "
+                                  "kernel): drop it for CPU processes")
+            # the optimisers hold the same parameter objects: the conversion keeps them
+            self.nets.G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.nets.G)
+            self.nets.D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.nets.D)
+            G, D = self.nets.G, self.nets.D
+        distributed.broadcast_module(G)  # the same start on every rank, whatever its RNG did
+        distributed.broadcast_module(D)
+        self.nets.guard = StepGuard(self.world)
         self.ema = EMA(G, config.ema_decay)
-        self.stream = make_stream(data, config.batch, config.seed)
+        self.stream = make_stream(data, config.batch, config.seed, self.rank, self.world)
         self.step = 0
         self.batches_drawn = 0
         self.images_seen = 0
@@ -242,8 +266,8 @@ class Trainer:
             self.grid_labels, self.grid_nrow = None, None
         if state is not None:
             self._load_state(state)
-        else:
-            torch.manual_seed(derive_seed(config.seed, "train"))  # latents and dropout from here
+        else:  # latents and dropout from here; each rank its own stream
+            torch.manual_seed(derive_seed(config.seed, "train", self.rank))
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -251,6 +275,7 @@ class Trainer:
             "config": to_dict(self.config),
             "step": self.step,
             "batches_drawn": self.batches_drawn,
+            "world_size": self.world,  # batches_drawn counts each rank's batches
             "images_seen": self.images_seen,
             "G": self.nets.G.state_dict(),
             "D": self.nets.D.state_dict(),
@@ -287,7 +312,14 @@ class Trainer:
                 pool.load_state_dict(state["pools"][part], self.device)
             if self.ada is not None:
                 self.ada.load_state_dict(state["augment"]["controller"])
-            ckpt.restore_rng_state(state["rng"], self.device)
+            saved_world = int(state.get("world_size", 1))
+            if saved_world != self.world:  # resuming on another number of processes: the data
+                # continues after the images already drawn, and each rank takes a fresh RNG stream
+                self.batches_drawn = self.batches_drawn * saved_world // self.world
+            if saved_world == 1 and self.world == 1:
+                ckpt.restore_rng_state(state["rng"], self.device)  # exact resume
+            else:
+                torch.manual_seed(derive_seed(self.config.seed, "resume", self.step * 4096 + self.rank))
         except (KeyError, RuntimeError, ValueError) as err:
             raise GankitError(
                 f"the checkpoint does not match the model its config describes ({str(err)[:160]}): "
@@ -295,8 +327,10 @@ class Trainer:
             ) from None
 
     def save_checkpoint(self) -> Path:
-        path = ckpt.save_checkpoint(self.state_dict(), ckpt.checkpoint_path(self.run_dir, self.step))
-        ckpt.prune_checkpoints(self.run_dir, self.config.keep_checkpoints)
+        path = ckpt.checkpoint_path(self.run_dir, self.step)
+        if distributed.is_main():  # the weights are the same on every rank
+            ckpt.save_checkpoint(self.state_dict(), path)
+            ckpt.prune_checkpoints(self.run_dir, self.config.keep_checkpoints)
         return path
 
     # ---------------------------------------------------------------- pieces
@@ -308,7 +342,7 @@ class Trainer:
     def _next_batch(self):
         images, labels = self.stream.images(self.batches_drawn)
         self.batches_drawn += 1
-        self.images_seen += (images[0] if isinstance(images, tuple) else images).shape[0]
+        self.images_seen += (images[0] if isinstance(images, tuple) else images).shape[0] * self.world
         images = _each(self._to_model, images)
         if labels is not None:
             labels = labels.to(self.device)
@@ -441,9 +475,11 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
     def _finished(self, total: int | None, budget: float | None, start: float) -> bool:
-        return (self.interrupted
-                or (total is not None and self.step >= total)
-                or (budget is not None and time.perf_counter() - start >= budget))
+        if total is not None and self.step >= total:
+            return True
+        # a time budget or Ctrl-C may be seen by one rank first: all stop at the same step
+        return distributed.any_rank(self.interrupted or (budget is not None and time.perf_counter() - start >= budget),
+                                    self.device)
 
     def train(self) -> TrainResult:
         cfg = self.config
@@ -460,12 +496,13 @@ class Trainer:
             warnings.warn(f"the learning rates reach zero at step {end}, before this run's "
                           f"last step {total}: the steps after it do not train (optim.decay_* are kept "
                           "on resume; start a new run for a longer schedule)")
+        main = distributed.is_main()  # rank 0 logs for all
         sinks = [JsonLinesSink(self.run_dir / "metrics.jsonl", after_step=self.step),
-                 TensorBoardSink(self.run_dir / "tensorboard", after_step=self.step)]
+                 TensorBoardSink(self.run_dir / "tensorboard", after_step=self.step)] if main else []
         if total is not None:
-            bar = ProgressSink(total, self.step, "step", cfg.progress)
+            bar = ProgressSink(total, self.step, "step", cfg.progress and main)
         else:
-            bar = ProgressSink(int(math.ceil(budget)), 0, "s", cfg.progress)
+            bar = ProgressSink(int(math.ceil(budget)), 0, "s", cfg.progress and main)
         self.nets.G.train()
         self.nets.D.train()
         start = time.perf_counter()
@@ -486,6 +523,7 @@ class Trainer:
                 self.ema.update(self.nets.G)
                 self.step += 1
                 interval_images += self.images_seen - seen_before
+                stats = distributed.mean_scalars(stats, self.device)  # every rank's batch counts
                 if self.ada is not None and not skipped:
                     self.ada.observe(stats["d/sign_real"], self.images_seen - seen_before)
                     self.ada.maybe_update(self.step)
@@ -494,9 +532,9 @@ class Trainer:
                     report(name, value)
 
                 side_start = time.perf_counter()
-                if self.step % cfg.sample_every == 0:
+                if self.step % cfg.sample_every == 0 and main:
                     self.save_samples()
-                if cfg.eval.every is not None and self.step % cfg.eval.every == 0:
+                if cfg.eval.every is not None and self.step % cfg.eval.every == 0 and main:
                     self.evaluate()
                 if self.step % cfg.checkpoint_every == 0:
                     last_checkpoint = self.save_checkpoint()
@@ -512,9 +550,11 @@ class Trainer:
                     interval_start, interval_images, side_time = now, 0, 0.0
                 bar.advance_to(self.step if total is not None else int(time.perf_counter() - start))
             reporter.flush(self.step)
-            self.save_samples()
+            if main:
+                self.save_samples()
             if last_checkpoint is None or self.step % cfg.checkpoint_every != 0:
                 last_checkpoint = self.save_checkpoint()
+            distributed.barrier()  # no rank returns before the final checkpoint is on disk
         if self.interrupted:
             raise TrainingInterrupted(
                 f"interrupted at step {self.step}; saved {last_checkpoint}: continue with "
