@@ -46,6 +46,7 @@ class Aug(str, Enum):
 class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
+    fp16 = "fp16"
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -113,7 +114,7 @@ def train(
     checkpoint_every: Optional[int] = typer.Option(None, help=f"Steps between checkpoints. [default: {_T.checkpoint_every}]"),
     keep: Optional[int] = typer.Option(None, help=f"Checkpoints to keep. [default: {_T.keep_checkpoints}]"),
     device: Optional[str] = typer.Option(None, help=f"auto, cpu, cuda or cuda:N. [default: {_T.device}]"),
-    precision: Optional[Precision] = typer.Option(None, help=f"fp32, or bf16 autocast. [default: {_T.precision}]"),
+    precision: Optional[Precision] = typer.Option(None, help=f"fp32; bf16 autocast (CUDA, or CPUs with native bf16); fp16 autocast with loss scaling (CUDA). [default: {_T.precision}]"),
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC layout (faster convolutions). [default: on]"),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar. [default: on]"),
     config: Optional[str] = typer.Option(None, help="YAML preset applied before the other options: a file, or the name of a bundled preset (`gankit list`)."),

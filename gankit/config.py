@@ -138,7 +138,7 @@ class TrainConfig:
     name: str | None = None  # run folder name; None: a new dated unique name
     runs_dir: str = "runs"  # parent folder of run folders
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 (autocast; needs CPU bf16 support or CUDA)
+    precision: str = "fp32"  # fp32 | bf16 (autocast; native CPU bf16 or CUDA) | fp16 (CUDA, loss scaling)
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and CUDA
     progress: bool = True  # show a progress bar
     guard_patience: int = 20  # non-finite updates in a row before rolling back to the last checkpoint
@@ -150,7 +150,7 @@ CROPS = ("center", "random", "none")
 AUGMENT_MODES = ("ada", "fixed", "diffaug", "none")
 OPTIMIZERS = ("adam", "rmsprop")
 DECAY_UNITS = ("steps", "epochs")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
 DEFAULT_STEPS = 3000  # when no bound is given: ~8 minutes at 32 px on a 2-core CPU
 
 

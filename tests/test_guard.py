@@ -78,3 +78,34 @@ def test_divergence_before_any_checkpoint_says_so(tmp_path):
     STATE.update(calls=0, nan_from=0)
     with pytest.raises(GankitError, match="before the first checkpoint"):
         train(tiny(tmp_path, guard_patience=2, checkpoint_every=100), steps=10, name="early")
+
+
+def test_loss_scaling_unscales_before_the_step_and_backs_off_after_an_overflow():
+    """The fp16 path's logic, on CPU (torch's GradScaler works there in fp32): a scaled loss gives
+    the unscaled step; an overflow skips the step and halves the scale."""
+    torch.manual_seed(0)
+    layer, reference = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+    reference.load_state_dict(layer.state_dict())
+    guard = StepGuard(scaler=torch.amp.GradScaler("cpu", init_scale=2.0 ** 10))
+    opt, opt_ref = torch.optim.SGD(layer.parameters(), lr=0.1), torch.optim.SGD(reference.parameters(), lr=0.1)
+    x = torch.randn(4, 3)
+    guard.scale(layer(x).pow(2).mean()).backward()
+    assert guard.step(opt, list(layer.parameters()))
+    guard.end_of_step()
+    reference(x).pow(2).mean().backward()
+    opt_ref.step()
+    for a, b in zip(layer.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b)
+    before = [p.detach().clone() for p in layer.parameters()]
+    guard.scale(layer(x).pow(2).mean() * float("inf")).backward()
+    assert not guard.step(opt, list(layer.parameters()))
+    guard.end_of_step()
+    assert guard.scaler.get_scale() == 2.0 ** 9
+    assert all(torch.equal(b, p) for b, p in zip(before, layer.parameters()))
+
+
+def test_fp16_needs_cuda(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: fp16 is allowed")
+    with pytest.raises(GankitError, match="fp16 needs CUDA"):
+        train(tiny(tmp_path, loss="nonsaturating", precision="fp16", device="cpu"), steps=1)

@@ -1,5 +1,5 @@
 """Every optimiser step goes through here: gradients averaged across ranks (multi-process
-training), then stepped only if they are finite.
+training), unscaled (fp16 training with torch's GradScaler), then stepped only if they are finite.
 
 A non-finite loss or gradient (an fp16 overflow, a diverging critic) must not reach the weights:
 one NaN in Adam's moments poisons the run for good. The step is skipped and counted instead; the
@@ -14,10 +14,20 @@ from torch import nn
 
 
 class StepGuard:
-    def __init__(self, world_size: int = 1):
+    def __init__(self, world_size: int = 1, scaler: torch.amp.GradScaler | None = None):
         self.world_size = world_size
+        self.scaler = scaler  # fp16: losses are scaled up so small gradients survive in half precision
         self.skipped = 0  # steps skipped since the last good one of the same optimiser
         self.skipped_in_step = 0  # reset by the loop each training step
+
+    def scale(self, loss: torch.Tensor) -> torch.Tensor:
+        return self.scaler.scale(loss) if self.scaler is not None else loss
+
+    def end_of_step(self) -> None:
+        """Once per training step: the scaler halves its scale after an overflow, and grows it
+        again after a run of good steps."""
+        if self.scaler is not None:
+            self.scaler.update()
 
     def step(self, optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> bool:
         grads = [p.grad for p in params if p.grad is not None]
@@ -32,12 +42,17 @@ class StepGuard:
             for g in grads:
                 g.copy_(flat[offset:offset + g.numel()].view_as(g))
                 offset += g.numel()
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)  # records overflows for update(); grads now true size
         finite = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
         if not finite:
             optimizer.zero_grad(set_to_none=True)
             self.skipped += 1
             self.skipped_in_step += 1
             return False
-        optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+        else:
+            optimizer.step()
         self.skipped = 0
         return True

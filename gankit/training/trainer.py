@@ -70,6 +70,11 @@ def cpu_supports_bf16() -> bool:
 def autocast_factory(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise GankitError("--precision fp16 needs CUDA (with a gradient scaler); on a CPU use "
+                              "--precision bf16 where it is native, or fp32")
+        return lambda: torch.autocast("cuda", dtype=torch.float16)
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise GankitError("--precision bf16 needs a GPU with bf16 (Ampere or newer): use --precision fp32")
     if device.type == "cpu" and not cpu_supports_bf16():
@@ -245,7 +250,9 @@ class Trainer:
             G, D = self.nets.G, self.nets.D
         distributed.broadcast_module(G)  # the same start on every rank, whatever its RNG did
         distributed.broadcast_module(D)
-        self.nets.guard = StepGuard(self.world)
+        # fp16's narrow range needs loss scaling; bf16 has fp32's range and does not
+        scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+        self.nets.guard = StepGuard(self.world, scaler)
         self.ema = EMA(G, config.ema_decay)
         self.stream = make_stream(data, config.batch, config.seed, self.rank, self.world)
         self.step = 0
@@ -514,6 +521,7 @@ class Trainer:
                 self._set_progress()
                 self._set_learning_rates()
                 stats = self.update.step(self.nets, self._next_batch, cfg.d_steps, cfg.g_steps)
+                self.nets.guard.end_of_step()
                 skipped, self.nets.guard.skipped_in_step = self.nets.guard.skipped_in_step, 0
                 if skipped:
                     report("guard/skipped_updates", skipped)

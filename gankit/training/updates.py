@@ -63,6 +63,10 @@ class Nets:
         self.g_params = [p for p in self.G.parameters() if p.requires_grad]
         self.d_params = [p for p in self.D.parameters() if p.requires_grad]
 
+    def backward(self, loss: Tensor, params: list, retain_graph: bool = False) -> None:
+        """Gradients of `loss` for `params` only (scaled for fp16: see guard.py)."""
+        self.guard.scale(loss).backward(inputs=params, retain_graph=retain_graph)
+
     def latents(self, n: int) -> Tensor:
         return torch.randn(n, self.G.latent_dim, device=self.device)
 
@@ -170,8 +174,8 @@ def joint_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1, 
     nets.opt_g.zero_grad(set_to_none=True)
     nets.opt_d.zero_grad(set_to_none=True)
     # `inputs=` keeps each loss's gradient to its own net: d_loss never touches G and vice versa.
-    g_loss.backward(inputs=nets.g_params, retain_graph=True)
-    d_loss.backward(inputs=nets.d_params)
+    nets.backward(g_loss, nets.g_params, retain_graph=True)
+    nets.backward(d_loss, nets.d_params)
     _d_step(nets, stats)
     nets.guard.step(nets.opt_g, nets.g_params)
     if k:
@@ -186,7 +190,7 @@ def _g_steps(nets: Nets, labels: Tensor | None, n: int, g_steps: int) -> Tensor:
         with nets.autocast():
             g_loss = nets.loss.g_loss(nets.D(nets.augment(nets.generate(n, labels)), labels).float())
         nets.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward(inputs=nets.g_params)
+        nets.backward(g_loss, nets.g_params)
         nets.guard.step(nets.opt_g, nets.g_params)
     return g_loss
 
@@ -205,7 +209,7 @@ def alternating_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int
             fake_logits = nets.D(fake_seen, fake_labels)
             d_loss, stats = discriminator_loss(nets, real_logits, fake_logits, real_seen, fake_seen, labels)
         nets.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward(inputs=nets.d_params)
+        nets.backward(d_loss, nets.d_params)
         _d_step(nets, stats)
     stats.update(_d_stats(nets, real_logits, fake_logits))
     if k:
@@ -232,7 +236,7 @@ def two_phase_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int =
             real_logits, fake_logits = logits[:n], logits[n:]
             d_loss, stats = discriminator_loss(nets, real_logits, fake_logits, real_seen, fake_seen, labels)
         nets.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward(inputs=nets.d_params)
+        nets.backward(d_loss, nets.d_params)
         _d_step(nets, stats)
     stats.update(_d_stats(nets, real_logits, fake_logits))
     if k:
@@ -265,7 +269,7 @@ def cycle_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1,
             g_loss = g_loss + G.cycle_weight * G.identity_weight * identity
             stats["loss/identity"] = identity.detach()
     nets.opt_g.zero_grad(set_to_none=True)
-    g_loss.backward(inputs=nets.g_params)  # D's weights get no gradient from G's loss
+    nets.backward(g_loss, nets.g_params)  # D's weights get no gradient from G's loss
     nets.guard.step(nets.opt_g, nets.g_params)
 
     d_losses, real_logits, fake_logits = {}, [], []
@@ -284,7 +288,7 @@ def cycle_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1,
             stats[f"loss/d_{part}"] = d_losses[part].detach()
     d_loss = d_losses["a"] + d_losses["b"]
     nets.opt_d.zero_grad(set_to_none=True)
-    d_loss.backward(inputs=nets.d_params)
+    nets.backward(d_loss, nets.d_params)
     _d_step(nets, stats)
     stats.update(_d_stats(nets, torch.cat([x.flatten() for x in real_logits]),
                           torch.cat([x.flatten() for x in fake_logits])))
