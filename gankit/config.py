@@ -140,6 +140,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "fp32"  # fp32 | bf16 (autocast; native CPU bf16 or CUDA) | fp16 (CUDA, loss scaling)
     channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and CUDA
+    compile: bool = False  # torch.compile G and D (minutes of compiling; ~5% faster on this CPU)
     progress: bool = True  # show a progress bar
     guard_patience: int = 20  # non-finite updates in a row before rolling back to the last checkpoint
     sync_batchnorm: bool = False  # multi-GPU: batch-norm statistics over all ranks' batches (CUDA only)

@@ -248,6 +248,10 @@ class Trainer:
             self.nets.G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.nets.G)
             self.nets.D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.nets.D)
             G, D = self.nets.G, self.nets.D
+        if config.compile:
+            # in place (nn.Module.compile): parameters, state-dict keys and checkpoints unchanged
+            G.compile()
+            D.compile()
         distributed.broadcast_module(G)  # the same start on every rank, whatever its RNG did
         distributed.broadcast_module(D)
         # fp16's narrow range needs loss scaling; bf16 has fp32's range and does not
@@ -344,6 +348,8 @@ class Trainer:
     def _to_model(self, images: torch.Tensor) -> torch.Tensor:
         """[0, 1] images on the CPU -> G's value range on the training device."""
         images = from_unit_range(images, self.nets.G.output_range)
+        if self.device.type == "cuda":  # page-locked memory: the copy below overlaps with compute
+            images = images.pin_memory()
         return images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
     def _next_batch(self):
