@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import GankitError
 from .metrics import features as extractors  # its network_reachable: tests patch it there
-from .metrics.features import first_line
+from .metrics.features import download_weights, first_line
 
 # --------------------------------------------------------------------------------------------
 # Losses: pure functions of features. Shapes: features (B, C, H, W), Gram matrices (B, C, C).
@@ -134,18 +133,7 @@ def find_vgg19_weights(weights: str | Path | None = None) -> Path:
             f"the VGG19 ImageNet weights are not on this machine and there is no network to "
             f"download them: fetch {VGG19_URL} elsewhere and put it at {cached} (or pass "
             f"--weights PATH; --random-weights runs without them, but not as real style transfer)")
-    previous_timeout = socket.getdefaulttimeout()
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        socket.setdefaulttimeout(30)  # a stalled connection must fail, not hang
-        # Writes a temporary file, renames it, and checks the sha256 prefix.
-        torch.hub.download_url_to_file(VGG19_URL, str(cached), VGG19_SHA256_PREFIX)
-    except Exception as err:  # HTTP errors, stalls, a wrong hash, an unwritable folder: no file
-        raise GankitError(f"downloading {VGG19_URL} failed ({first_line(err)}); download it "
-                          f"by hand to {cached}") from None
-    finally:
-        socket.setdefaulttimeout(previous_timeout)
-    return cached
+    return download_weights(VGG19_URL, cached, VGG19_SHA256_PREFIX)
 
 
 class VGG19Features(nn.Module):

@@ -163,19 +163,24 @@ def find_inception_weights(weights: str | Path | None = None) -> Path:
             f"the Inception weights {INCEPTION_FILE} are not on this machine and there is no "
             f"network to download them: fetch {INCEPTION_URL} elsewhere and put it in "
             f"{cached.parent}/ (or pass --inception-weights PATH, or set {INCEPTION_ENV}=PATH)")
+    return download_weights(INCEPTION_URL, cached, INCEPTION_SHA256_PREFIX)
+
+
+def download_weights(url: str, target: Path, sha256_prefix: str) -> Path:
+    """Download a weights file to `target`; any failure is one line saying where to put it by hand."""
     previous_timeout = socket.getdefaulttimeout()
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         # A stalled connection must fail, not hang: every socket read gives up after 30 s.
         socket.setdefaulttimeout(30)
         # Writes a temporary file and renames it, and checks the sha256 prefix.
-        torch.hub.download_url_to_file(INCEPTION_URL, str(cached), INCEPTION_SHA256_PREFIX)
+        torch.hub.download_url_to_file(url, str(target), sha256_prefix)
     except Exception as err:  # HTTP errors, stalls, a wrong hash, an unwritable folder: no file
-        raise GankitError(f"downloading {INCEPTION_URL} failed ({first_line(err)}); "
-                          f"download it by hand into {cached.parent}/") from None
+        raise GankitError(f"downloading {url} failed ({first_line(err)}); download it by hand "
+                          f"to {target}") from None
     finally:
         socket.setdefaulttimeout(previous_timeout)
-    return cached
+    return target
 
 
 class InceptionFeatures(nn.Module):

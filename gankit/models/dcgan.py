@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import GankitError
 from ..nn import ShiftOnlyBatchNorm
+from .convnets import glorot_init  # Keras' default initialiser, as the reference example
 
 
 def dcgan_depth(size: int) -> int:
@@ -32,16 +33,6 @@ def _norm(channels: int) -> ShiftOnlyBatchNorm:
     # Keras' BatchNormalization defaults (moving-average momentum 0.99, eps 1e-3), as in the
     # reference: the EMA generator samples in eval mode with these running statistics.
     return ShiftOnlyBatchNorm(channels, momentum=0.01, eps=1e-3)
-
-
-def _glorot_init(module: nn.Module) -> None:
-    # Keras' default initialiser (glorot uniform, zero bias): keeps us comparable with the
-    # reference example, whose training dynamics were tuned with it.
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
 
 
 class DCGANGenerator(nn.Module):
@@ -65,7 +56,7 @@ class DCGANGenerator(nn.Module):
             ]
         blocks += [nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1), nn.Sigmoid()]
         self.upsample = nn.Sequential(*blocks)
-        _glorot_init(self)
+        glorot_init(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         assert z.dim() == 2 and z.shape[1] == self.latent_dim, f"z: expected (B, {self.latent_dim})"
@@ -89,7 +80,7 @@ class DCGANDiscriminator(nn.Module):
             in_channels = width
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * 4 * 4, 1))
-        _glorot_init(self)
+        glorot_init(self)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         assert images.shape[1:] == (self.channels, self.size, self.size), (
