@@ -35,6 +35,7 @@ MODES = {
     # the same ops from kornia (optional: pip install kornia), to choose between the two
     "fp32-cl-joint-kornia0.5": ("fp32", True, "joint", ("kornia", 0.5)),
     "bf16-cl-joint": ("bf16", True, "joint", ("none", 0.0)),
+    "fp32-cl-joint-compile": ("fp32", True, "joint", ("none", 0.0)),  # torch.compile'd G and D
 }
 
 
@@ -75,7 +76,8 @@ def build_trainer(mode: str, size: int, channels: int, batch: int, tmp: str) -> 
     config = resolve_config({"data": {"size": size, "channels": channels}, "batch": batch,
                              "precision": precision, "channels_last": channels_last,
                              "update": update, "runs_dir": tmp, "progress": False,
-                             "augment": {"mode": "none" if aug_mode == "kornia" else aug_mode, "p": p}})
+                             "augment": {"mode": "none" if aug_mode == "kornia" else aug_mode, "p": p},
+                             "compile": mode.endswith("-compile")})
     trainer = Trainer(config, synthetic_data(size, channels), run_dir=tmp)
     if aug_mode == "kornia":
         trainer.nets.augment = kornia_pipeline(p)
