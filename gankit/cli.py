@@ -1,4 +1,5 @@
-"""Command line: `gankit train | sample | list`.
+"""Command line: `gankit train | sample | eval | nearest | interpolate | mix | progress |
+translate train|apply | stylize | list`.
 
 Every user error ends as one line on stderr (`error: ...` saying what to do) and exit code 2;
 never a traceback. Training options map one-to-one onto TrainConfig fields; `--set a.b=v` reaches
@@ -26,6 +27,8 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # plain help text: rich markup would swallow the "[default: ...]" our help strings carry
+    rich_markup_mode=None,
     help="Train, evaluate and use GANs on your own images.",
 )
 
