@@ -600,7 +600,9 @@ def stylize(
 
 
 @app.command("list")
-def list_registered():
+def list_registered(
+    section: Optional[str] = typer.Argument(None, help="Only this: recipes, losses, penalties, updates, datasets, features or presets."),
+):
     """List the registered recipes, losses, penalties, update strategies, datasets, feature
     extractors and the bundled presets."""
     from .config import preset_names
@@ -610,11 +612,15 @@ def list_registered():
     from .training.updates import UPDATES
     from .variants import RECIPES
 
-    for title, registry in (("recipes", RECIPES), ("losses", LOSSES), ("penalties", PENALTIES),
-                            ("updates", UPDATES), ("datasets", DATASETS),
-                            ("features", FEATURE_EXTRACTORS)):
-        typer.echo(f"{title}: {', '.join(registry.names())}")
-    typer.echo(f"presets (--config NAME): {', '.join(preset_names())}")
+    sections = {"recipes": RECIPES.names(), "losses": LOSSES.names(), "penalties": PENALTIES.names(),
+                "updates": UPDATES.names(), "datasets": DATASETS.names(),
+                "features": FEATURE_EXTRACTORS.names(), "presets": preset_names()}
+    if section is not None and section not in sections:
+        raise GankitError(f"nothing to list as {section!r}: use one of {', '.join(sections)}")
+    for title, names in sections.items():
+        if section in (None, title):
+            label = "presets (--config NAME)" if title == "presets" else title
+            typer.echo(f"{label}: {', '.join(names)}")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):

@@ -173,3 +173,13 @@ def test_eval_prints_a_table_and_a_json_line(tmp_path, capsys):
     assert result["features"] == "mnist" and result["n_fake"] == 30 and result["step"] == 2
     assert result["kid_mean"] > 0 and result["fid"] > 0
     assert "kid_mean" in out.splitlines()[1] or any(line.startswith("kid_mean") for line in out.splitlines())
+
+
+def test_list_one_section_as_error_messages_suggest():
+    from typer.testing import CliRunner
+
+    from gankit.cli import app
+
+    out = CliRunner().invoke(app, ["list", "datasets"])
+    assert out.exit_code == 0 and out.output.startswith("datasets: ") and "mnist5k" in out.output
+    assert "recipes" not in out.output
