@@ -90,14 +90,25 @@ def main() -> None:
     parser.add_argument("--sample-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default=None, help="faces100 or mnist5k")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (e.g. 1 to run two benchmarks side by side on 2 cores)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
-    results = [run(source, args) for source in DATASETS if not args.only or source == args.only]
-    Path(args.out, "stylegan.json").write_text(json.dumps({"seconds_each": args.seconds, "batch": args.batch,
-                                                          "channel_base": args.channel_base,
-                                                          "channel_max": args.channel_max,
-                                                          "mapping_layers": args.mapping_layers,
-                                                          "torch": torch.__version__, "results": results}, indent=1))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = {"seconds_each": args.seconds, "batch": args.batch, "channel_base": args.channel_base,
+                "channel_max": args.channel_max, "mapping_layers": args.mapping_layers,
+                "threads": torch.get_num_threads(), "torch": torch.__version__}
+    results = []
+    for source in DATASETS:
+        if args.only and source != args.only:
+            continue
+        results.append(run(source, args))
+        # one file per dataset, so the two can be run separately (--only) and still be tabled together
+        Path(args.out, f"stylegan-{source}.json").write_text(json.dumps({**settings, "result": results[-1]}, indent=1))
+    merged = [json.loads(Path(args.out, f"stylegan-{s}.json").read_text()) for s in DATASETS
+              if Path(args.out, f"stylegan-{s}.json").exists()]
+    Path(args.out, "stylegan.json").write_text(json.dumps({"runs": merged}, indent=1))
     for r in results:
         kid = f"KID {r['kid']:.3f} ± {r['kid_std']:.3f} ({r['features']})" if r["kid"] is not None else "no KID"
         print(f"{r['data']}: {r['steps']} steps, {r['kimg']} kimg in {r['seconds']} s, {kid}, final p {r['final_p']:.2f}")

@@ -78,6 +78,28 @@ def load_data(config: TrainConfig):
     return DATA_KINDS.get(get_recipe(config.recipe).data_kind)(config.data, progress=config.progress)
 
 
+def _absolute_paths(options: dict) -> dict:
+    """`options` with its local paths made absolute. The run records its config (config.yaml and
+    every checkpoint), and a relative folder would break `--resume` or `eval` started from another
+    working directory. Built-in dataset names stay names."""
+    from .data import DATASETS
+
+    def absolute(value):
+        if isinstance(value, str) and value and Path(value).expanduser().exists():
+            return str(Path(value).expanduser().resolve())
+        return value
+
+    options = dict(options)
+    if isinstance(options.get("data"), dict):
+        data = options["data"] = dict(options["data"])
+        for key in ("source", "source_b", "labels_csv", "bbox", "root"):
+            if key in data and not (key.startswith("source") and data[key] in DATASETS):
+                data[key] = absolute(data[key])
+    if isinstance(options.get("eval"), dict) and "inception_weights" in options["eval"]:
+        options["eval"] = {**options["eval"], "inception_weights": absolute(options["eval"]["inception_weights"])}
+    return options
+
+
 def _write_config(config: TrainConfig, run_dir: Path) -> None:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
@@ -93,7 +115,7 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
     distributed.setup()  # under torchrun: join the process group (a no-op otherwise)
     if resume is not None:
         return _resume(resume, options)
-    config = resolve_config(options)
+    config = resolve_config(_absolute_paths(options))
     if config.steps is None and config.epochs is None and config.time_budget is None:
         config.steps = DEFAULT_STEPS
     recipe = get_recipe(config.recipe)
@@ -125,6 +147,7 @@ def _resume(path: str | Path, options: dict) -> TrainResult:
         )
     state = ckpt.load_checkpoint(checkpoint_file)
     saved = state["config"]
+    options = _absolute_paths(options)  # paths given now are relative to this directory
     for key, value in options.items():
         changed = merge(saved[key], value) if isinstance(value, dict) and key in saved else value
         if key not in RESUMABLE and saved.get(key) != changed:

@@ -477,7 +477,6 @@ def evaluate(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Score a checkpoint's EMA generator with KID and/or FID against real images."""
-    import dataclasses
     import json
 
     import torch
@@ -488,12 +487,30 @@ def evaluate(
     from .metrics import compute_metrics
 
     generator = load_generator(checkpoint, device=device)
-    data_config = dataclasses.replace(generator.config.data, **({"source": data} if data else {}))
+    data_config = generator.config.data
+    if data:  # other images at the run's size: the run's labels, boxes and limit belong to its own data
+        from .config import DataConfig
+
+        data_config = DataConfig(source=data, size=data_config.size, channels=data_config.channels,
+                                 crop=data_config.crop, background=data_config.background)
     real = load_dataset(data_config, progress=progress)
     features = features or default_features(data_config.source)
     latents = torch.Generator().manual_seed(seed)
+    # A conditional generator draws its labels as training's KID does: at the real images' class
+    # frequencies when they carry the same classes, else uniformly.
+    frequencies = None
+    if generator.num_classes:
+        same_classes = getattr(real, "labels", None) is not None and int(real.labels.max()) < generator.num_classes
+        frequencies = (torch.bincount(real.labels, minlength=generator.num_classes).float() if same_classes
+                       else torch.ones(generator.num_classes))
+
+    def fakes(k: int) -> torch.Tensor:
+        z = torch.randn(k, generator.latent_dim, generator=latents)
+        labels = None if frequencies is None else torch.multinomial(frequencies, k, replacement=True, generator=latents)
+        return generator.generate(z, labels=labels)
+
     scores = compute_metrics(
-        lambda k: generator.generate(torch.randn(k, generator.latent_dim, generator=latents)),
+        fakes,
         real, features, n=n, metrics=[m.strip() for m in metrics.split(",") if m.strip()],
         device=device if device != "auto" else generator.device,
         weights=inception_weights if features.startswith("inception") else None,

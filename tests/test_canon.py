@@ -327,3 +327,30 @@ def test_every_preset_builds_at_full_size_and_runs_forward(preset):
     images = G(torch.randn(2, G.latent_dim), labels)
     assert images.shape == (2, spec.channels, spec.size, spec.size)
     assert D(images, labels).shape == (2,)
+
+
+def test_eval_against_other_images_leaves_the_runs_labels_behind(tmp_path):
+    """A conditional run on labelled sub-folders is scored against a flat folder of other images:
+    the run's label options describe its own data, not the folder given to eval."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from gankit.cli import app
+
+    labelled, other = tmp_path / "labelled", tmp_path / "other"
+    for i in range(8):
+        (labelled / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (i * 30, 0, 0)).save(labelled / "ab"[i % 2] / f"{i}.png")
+    other.mkdir()
+    for i in range(6):
+        Image.new("RGB", (16, 16), (0, i * 40, 0)).save(other / f"{i}.png")
+    run = train(tiny_run(tmp_path, recipe="cgan", data={"source": str(labelled), "size": 16, "labels": True}),
+                steps=1, name="c").run_dir
+    out = CliRunner().invoke(app, ["eval", str(run), "--data", str(other), "--n", "6", "--features", "mnist",
+                                   "--metrics", "kid", "--no-progress"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output.strip().splitlines()[-1])["data"] == str(other)
+    # and against its own labelled data, labels drawn at its class frequencies
+    out = CliRunner().invoke(app, ["eval", str(run), "--n", "6", "--features", "mnist", "--metrics", "kid",
+                                   "--no-progress"])
+    assert out.exit_code == 0, out.output

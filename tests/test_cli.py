@@ -155,6 +155,29 @@ def test_yaml_style_floats_and_corrupt_file_warnings_are_friendly(tmp_path, caps
     assert shown.startswith("warning: skipped 1 of 5") and shown.count("\n") == 1
 
 
+def test_a_run_on_a_relative_folder_resumes_and_samples_from_another_directory(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "imgs").mkdir(parents=True)
+    elsewhere.mkdir()
+    for i in range(4):
+        Image.new("RGB", (12, 12), (60 * i, 0, 0)).save(project / "imgs" / f"{i}.png")
+    monkeypatch.chdir(project)
+    options = ["--size", "8", "--batch", "2", "--set", "model.width=8", "--no-progress", "--checkpoint-every", "2"]
+    code, _, err = run(["train", "--data", "imgs", *options, "--steps", "2", "--runs-dir", "runs", "--name", "r"],
+                       capsys)
+    assert code == 0, err
+    run_dir = project / "runs" / "r"
+    # the run records where its images are, not where they were relative to the shell
+    assert ckpt.load_checkpoint(run_dir)["config"]["data"]["source"] == str((project / "imgs").resolve())
+    assert str((project / "imgs").resolve()) in (run_dir / "config.yaml").read_text()
+    monkeypatch.chdir(elsewhere)
+    code, _, err = run(["train", "--resume", str(run_dir), "--steps", "4", "--no-progress"], capsys)
+    assert code == 0, err
+    assert ckpt.load_checkpoint(run_dir)["step"] == 4
+
+
 def test_resume_with_a_bad_bound_is_one_line(tmp_path, capsys):
     runs = str(tmp_path / "runs")
     assert run(["train", *TINY, "--steps", "2", "--runs-dir", runs, "--name", "b"], capsys)[0] == 0
