@@ -95,7 +95,9 @@ def main() -> None:
 
     options = {"recipe": "cyclegan", "seed": args.seed, "batch": args.batch, "time_budget": args.seconds,
                "data": {"source": "mnist5k-a", "source_b": "mnist5k-b", "size": args.size, "channels": 1,
-                        "limit": TRAIN},
+                        "limit": TRAIN,
+                        # digits: no mirror images, and no 286 -> 256 style crops of 28 px strokes
+                        "crop": "center", "jitter": 0.0, "mirror": False},
                "model": {"g_width": args.width, "d_width": args.width, "g_blocks": args.blocks},
                "optim": {"lr_g": args.lr, "lr_d": args.lr}, "progress": False, "log_every": 20,
                "sample_every": 10**9, "checkpoint_every": 10**9, "runs_dir": str(out), "name": run_dir.name}

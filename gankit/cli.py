@@ -77,6 +77,7 @@ def train(
     size: Optional[int] = typer.Option(None, help=f"Image size in pixels (a power of two for DCGAN). [default: {_D.size}]"),
     channels: Optional[int] = typer.Option(None, help="1 or 3. [default: the data's own]"),
     crop: Optional[Crop] = typer.Option(None, help=f"How non-square images become square. [default: {_D.crop}]"),
+    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Flip training images left-right at random (doubles small sets of photos; not for digits or text). [default: off]"),
     labels: Optional[bool] = typer.Option(None, "--labels/--no-labels", help="Class labels from sub-folder names."),
     labels_csv: Optional[str] = typer.Option(None, help="Class labels from a CSV of attributes whose first column names the files (e.g. list_attr_celeba.csv)."),
     label_column: Optional[str] = typer.Option(None, help="The --labels-csv (or celeba) column that becomes the class, e.g. Blond_Hair."),
@@ -147,7 +148,7 @@ def train(
     }
     data_options = {
         "source": data, "size": size, "channels": channels, "crop": crop.value if crop else None,
-        "labels": labels, "labels_csv": labels_csv, "label_column": label_column, "bbox": bbox,
+        "mirror": mirror, "labels": labels, "labels_csv": labels_csv, "label_column": label_column, "bbox": bbox,
         "root": data_root, "limit": limit,
     }
     options = load_preset(config) if config else {}
@@ -354,7 +355,8 @@ def translate_train(
     device: Optional[str] = typer.Option(None, help=f"auto, cpu, cuda or cuda:N. [default: {_T.device}]"),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar. [default: on]"),
     tiny: bool = typer.Option(False, "--tiny", help="Tiny networks that train in seconds: a smoke test of the whole path."),
-    set_: list[str] = typer.Option([], "--set", help="Any config field: --set model.cycle_weight=5 (repeatable)."),
+    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Flip training images left-right at random, as the CycleGAN reference does (turn off for text or digits). [default: on]"),
+    set_: list[str] = typer.Option([], "--set", help="Any config field: --set model.cycle_weight=5, --set data.jitter=0 (no 286 -> 256 style crops) (repeatable)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder (or from this checkpoint); it keeps its epoch count and learning-rate schedule."),
 ):
     """Train a CycleGAN on two unpaired folders of images (trainA/, trainB/)."""
@@ -371,7 +373,7 @@ def translate_train(
         source_a, source_b = _domains(a, b, data)
         options["recipe"] = "cyclegan"
         options["data"] = {k: v for k, v in {"source": source_a, "source_b": source_b, "size": size,
-                                             "channels": channels}.items() if v is not None}
+                                             "channels": channels, "mirror": mirror}.items() if v is not None}
         if tiny:
             options["model"] = dict(get_recipe("cyclegan").tiny)
         if not any(v is not None for v in bounds.values()):
@@ -386,7 +388,7 @@ def translate_train(
         if share and total is not None:
             options["optim"] = {"decay_start": total * (1 - share), "decay_length": total * share,
                                 "decay_unit": unit}
-    elif any(v is not None for v in (a, b, data, size, channels, decay)) or tiny:
+    elif any(v is not None for v in (a, b, data, size, channels, decay, mirror)) or tiny:
         raise GankitError("--resume continues a run with its own data, size and schedule: give only "
                           "--steps, --epochs or --time-budget (and logging options)")
     options = merge(options, _parse_set(set_))

@@ -26,6 +26,10 @@ class DataConfig:
     size: int = 32  # images are cropped and resized to size x size
     channels: int | None = None  # 1 or 3; None: the dataset's own (folders: 1 only if all grey)
     crop: str = "center"  # center | random | none (none squashes the whole image to a square)
+    # crop random: decode the short side at size x (1 + jitter), so each draw also shifts the
+    # content (CycleGAN's 286 -> 256 random crops are jitter 0.117)
+    jitter: float = 0.0
+    mirror: bool = False  # flip each training image left-right with probability 1/2 (StyleGAN2-ADA's --mirror)
     labels: bool = False  # folder datasets: class labels from sub-folder names
     labels_csv: str | None = None  # folders: labels from a CSV of attributes (first column: file)
     label_column: str | None = None  # the column of labels_csv (or celeba) whose values are classes
@@ -381,6 +385,9 @@ def validate(config: TrainConfig) -> None:
         raise GankitError("eval.n must be at least 2 and eval.holdout in (0, 1) (0.1 is usual)")
     if config.data.bbox_padding < 0:
         raise GankitError(f"data.bbox_padding={config.data.bbox_padding} must be 0 or more")
+    if config.data.jitter < 0 or (config.data.jitter > 0 and config.data.crop != "random"):
+        raise GankitError(f"data.jitter={config.data.jitter} needs --crop random and must be 0 or more "
+                          "(0.117 makes CycleGAN's 286 -> 256 crops)")
     check_labels(config.data)
 
 

@@ -334,6 +334,53 @@ def test_random_crop_keeps_the_aspect_and_depends_only_on_the_generator(image_di
     assert torch.equal(data.batch(torch.tensor([0]))[0], data.images[0][:, :, 3:9].float() / 255)
 
 
+def test_jitter_crops_from_an_enlarged_image_in_both_directions(image_dir):
+    """CycleGAN's 286 -> 256: the short side is decoded larger, so square images shift too."""
+    pixels = np.arange(16 * 16, dtype=np.int64).reshape(16, 16) % 251
+    Image.fromarray(pixels.astype(np.uint8)).save(image_dir / "a.png")
+    data = load(image_dir, size=8, crop="random", jitter=0.5)
+    assert [tuple(image.shape) for image in data.images] == [(1, 12, 12)]
+    crops = torch.cat([data.batch(torch.tensor([0]), torch.Generator().manual_seed(s)) for s in range(40)])
+    assert crops.shape == (40, 1, 8, 8)
+    assert len({tuple(c.flatten().tolist()) for c in crops}) > 5  # a square image, yet many crops
+    # the same for a built-in dataset, whose images are square already
+    digits = load_dataset(DataConfig(source="digits", size=8, crop="random", jitter=0.25), progress=False)
+    assert tuple(digits.images[0].shape) == (1, 10, 10)
+    assert digits.batch(torch.arange(4), torch.Generator().manual_seed(0)).shape == (4, 1, 8, 8)
+    # jitter shapes the decoded pixels, so it is in a folder's cache key; mirror acts later, so it is not
+    def key(**options):
+        return folder_module._cache_path(image_dir, image_dir, [image_dir / "a.png"], [None], None, None,
+                                         DataConfig(source=str(image_dir), crop="random", **options))
+    assert key() == key(mirror=True) and key() != key(jitter=0.5)
+
+
+def test_jitter_needs_random_crops():
+    from gankit.config import resolve_config
+
+    with pytest.raises(GankitError, match="needs --crop random"):
+        resolve_config({"data": {"jitter": 0.1}})
+    with pytest.raises(GankitError, match="0 or more"):
+        resolve_config({"data": {"crop": "random", "jitter": -0.1}})
+    cycle = resolve_config({"recipe": "cyclegan", "data": {"source_b": "digits"}}).data  # the reference's augmentation
+    assert (cycle.crop, cycle.jitter, cycle.mirror) == ("random", 0.117, True)
+
+
+def test_mirror_flips_about_half_of_each_batch_and_keeps_the_crops():
+    from gankit.training.trainer import BatchStream
+
+    data = load_dataset(DataConfig(source="digits", size=8), progress=False)
+    plain, mirrored = BatchStream(data, 64, seed=3), BatchStream(data, 64, seed=3, mirror=True)
+    flipped = 0
+    for k in range(4):
+        a, b = plain.images(k)[0], mirrored.images(k)[0]
+        same = (a == b).flatten(1).all(1)
+        flip = (a.flip(-1) == b).flatten(1).all(1)
+        assert bool((same | flip).all())  # every image is itself or its mirror image
+        flipped += int((flip & ~same).sum())
+        assert torch.equal(b, BatchStream(data, 64, seed=3, mirror=True).images(k)[0])  # reproducible
+    assert 0.3 < flipped / 256 < 0.7
+
+
 # --------------------------------------------------------------------------------------------
 # folders: bounding boxes
 

@@ -9,7 +9,7 @@ import torch
 
 from ..config import DataConfig
 from ..registry import Registry
-from .image import resize_square, to_channels
+from .image import jittered, resize_square, to_channels
 
 
 @dataclass
@@ -30,7 +30,7 @@ class ImageData:
         else:
             for image in self.images:
                 assert image.dtype == torch.uint8 and image.ndim == 3, (image.dtype, image.shape)
-                assert image.shape[0] == self.channels and min(image.shape[1:]) == self.size
+                assert image.shape[0] == self.channels and min(image.shape[1:]) >= self.size
         if self.labels is not None:
             assert self.labels.dtype == torch.int64 and self.labels.shape == (len(self),)
 
@@ -92,9 +92,13 @@ def from_square_arrays(name: str, images: torch.Tensor, labels: torch.Tensor | N
                        class_names: list[str] | None, cfg: DataConfig) -> ImageData:
     """An in-memory dataset of square uint8 images (N, C, h, h), already limited, -> ImageData.
 
-    The images are square already, so every crop mode keeps them whole.
+    The images are square already, so every crop mode keeps them whole (random crops with jitter
+    cut size x size out of the image enlarged by 1 + jitter).
     """
     images = to_channels(images, cfg.channels or images.shape[1])  # before resizing: less work
+    if cfg.crop == "random" and cfg.jitter > 0:  # stored larger; each batch crops size x size
+        images = list(resize_square(images, jittered(cfg.size, cfg.jitter)))
+        return ImageData(images, labels, class_names, name, cfg.size, images[0].shape[0])
     images = resize_square(images, cfg.size)
     return ImageData(images, labels, class_names, name, cfg.size, images.shape[1])
 

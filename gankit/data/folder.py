@@ -23,8 +23,9 @@ EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 # field is part of the cache key, so a new option invalidates old caches unless it is listed here.
 # bbox and labels_csv enter the key as the boxes and labels themselves, so an edited box or label
 # file is noticed; channels are applied after the cache, which holds each image at its own
-# channel count.
-_NOT_IN_CACHE_KEY = ("source", "source_b", "root", "download", "cache", "bbox", "labels_csv", "channels")
+# channel count. mirror acts on batches, after the cache.
+_NOT_IN_CACHE_KEY = ("source", "source_b", "root", "download", "cache", "bbox", "labels_csv", "channels",
+                     "mirror")
 
 
 def load_folder(folder: Path, cfg: DataConfig, progress: bool = True) -> ImageData:
@@ -140,6 +141,8 @@ def _cache_path(folder: Path, image_root: Path, paths: list[Path], boxes: list[B
     """Keyed by every file's name, size, mtime and box, by the options that shape pixels, and by
     CSV labels (sub-folder labels follow from the file names)."""
     options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IN_CACHE_KEY}
+    if not cfg.jitter:  # keys of runs without jitter stay as they were before the option existed
+        options.pop("jitter")
     files = [[path.relative_to(image_root).as_posix(), _fingerprint(path), box]
              for path, box in zip(paths, boxes)]
     key = {"files": files, "options": options}

@@ -58,9 +58,16 @@ def square_around(box: tuple[float, float, float, float], width: int, height: in
     return left, top, left + side, top + side
 
 
+def jittered(size: int, jitter: float) -> int:
+    """The short side random crops of `size` are taken from."""
+    return round(size * (1 + jitter))
+
+
 def fit(img: Image.Image, size: int, crop: str,
-        box: tuple[float, float, float, float] | None = None, padding: float = 0.0) -> Image.Image:
-    """Crop and resize to size x size (crop="random": short side = size; batches crop later).
+        box: tuple[float, float, float, float] | None = None, padding: float = 0.0,
+        jitter: float = 0.0) -> Image.Image:
+    """Crop and resize to size x size (crop="random": short side = size x (1 + jitter); batches
+    crop later).
 
     With a bounding box, the crop is a square around the box whatever `crop` says.
     """
@@ -73,8 +80,9 @@ def fit(img: Image.Image, size: int, crop: str,
         left, top = (width - side) // 2, (height - side) // 2
         img = img.crop((left, top, left + side, top + side))
     elif crop == "random":
-        scale = size / min(width, height)
-        target = (max(size, round(width * scale)), max(size, round(height * scale)))
+        short = jittered(size, jitter)
+        scale = short / min(width, height)
+        target = (max(short, round(width * scale)), max(short, round(height * scale)))
         return img.resize(target, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
     return img.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
 
@@ -87,17 +95,18 @@ class Preprocess:
     crop: str  # one of CROPS
     background: tuple[int, int, int]  # RGB that transparent pixels are composited onto
     bbox_padding: float
+    jitter: float = 0.0  # crop random: the short side is size x (1 + jitter)
 
     @classmethod
     def from_config(cls, cfg: DataConfig) -> Preprocess:
-        return cls(cfg.size, cfg.crop, background_rgb(cfg.background), cfg.bbox_padding)
+        return cls(cfg.size, cfg.crop, background_rgb(cfg.background), cfg.bbox_padding, cfg.jitter)
 
     def __call__(self, img: Image.Image, box: tuple[float, float, float, float] | None = None
                  ) -> torch.Tensor:
         """A PIL image -> (C, h, w) uint8 with C = 1 for greyscale sources, else 3."""
         img = ImageOps.exif_transpose(img)  # boxes and crops refer to the image as it is displayed
         img = to_grey_or_rgb(img, self.background)
-        img = fit(img, self.size, self.crop, box, self.bbox_padding)
+        img = fit(img, self.size, self.crop, box, self.bbox_padding, self.jitter)
         pixels = torch.from_numpy(np.array(img, dtype=np.uint8))  # (h, w) or (h, w, 3)
         return pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1).contiguous()
 

@@ -79,7 +79,10 @@ def _half(data: ImageData, second: bool, invert: bool, cfg: DataConfig, name: st
     part = data.subset(torch.arange(n, len(data)) if second else torch.arange(n))
     if cfg.limit is not None:
         part = part.subset(torch.arange(min(cfg.limit, len(part))))
-    images = 255 - part.images if invert else part.images
+    if invert:  # a tensor, or a list of larger images when random crops jitter
+        images = 255 - part.images if isinstance(part.images, torch.Tensor) else [255 - x for x in part.images]
+    else:
+        images = part.images
     return ImageData(images, part.labels, part.class_names, name, part.size, part.channels)
 
 

@@ -113,8 +113,10 @@ class BatchStream:
     shard every epoch between them (as a DistributedSampler does) and never see the same image
     in one step."""
 
-    def __init__(self, data: ImageData, batch: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, data: ImageData, batch: int, seed: int, rank: int = 0, world: int = 1,
+                 mirror: bool = False):
         self.data, self.batch, self.seed, self.rank, self.world = data, batch, seed, rank, world
+        self.mirror = mirror
         self._perms: dict[int, torch.Tensor] = {}
 
     def _permutation(self, epoch: int) -> torch.Tensor:
@@ -135,6 +137,9 @@ class BatchStream:
         idx = self.indices(k)
         crops = torch.Generator().manual_seed(derive_seed(self.seed, "crop", k * self.world + self.rank))
         images = self.data.batch(idx, crops)  # (B, C, S, S) in [0, 1]
+        if self.mirror:  # after the crop's draws, so mirroring leaves the crops of a run unchanged
+            flip = torch.rand(len(images), generator=crops) < 0.5
+            images[flip] = images[flip].flip(-1)
         labels = self.data.labels[idx] if self.data.labels is not None else None
         return images, labels
 
@@ -144,22 +149,23 @@ class DomainStreams:
     B in one step are paired by nothing but chance. Yields ((A, B), None) as a stream yields
     (images, labels)."""
 
-    def __init__(self, data, batch: int, seed: int):
-        self.streams = [BatchStream(domain, batch, derive_seed(seed, "domain", i))
+    def __init__(self, data, batch: int, seed: int, mirror: bool = False):
+        self.streams = [BatchStream(domain, batch, derive_seed(seed, "domain", i), mirror=mirror)
                         for i, domain in enumerate(data.domains)]
 
     def images(self, k: int) -> tuple[tuple[torch.Tensor, ...], None]:
         return tuple(stream.images(k)[0] for stream in self.streams), None
 
 
-def make_stream(data, batch: int, seed: int, rank: int = 0, world: int = 1):
-    """Data with several domains (`data.domains`) yields one batch of each per draw."""
+def make_stream(data, batch: int, seed: int, rank: int = 0, world: int = 1, mirror: bool = False):
+    """Data with several domains (`data.domains`) yields one batch of each per draw; `mirror`
+    flips each image left-right with probability 1/2."""
     if hasattr(data, "domains"):
         if world > 1:
             raise GankitError("multi-process training of unpaired data (CycleGAN) is not supported: "
                               "train it in one process")
-        return DomainStreams(data, batch, seed)
-    return BatchStream(data, batch, seed, rank, world)
+        return DomainStreams(data, batch, seed, mirror)
+    return BatchStream(data, batch, seed, rank, world, mirror)
 
 
 def _each(fn, images):
@@ -258,7 +264,7 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
         self.nets.guard = StepGuard(self.world, scaler)
         self.ema = EMA(G, config.ema_decay)
-        self.stream = make_stream(data, config.batch, config.seed, self.rank, self.world)
+        self.stream = make_stream(data, config.batch, config.seed, self.rank, self.world, config.data.mirror)
         self.step = 0
         self.batches_drawn = 0
         self.images_seen = 0

@@ -28,7 +28,9 @@ RECIPES.register("cyclegan", Recipe(
     description="CycleGAN: unpaired translation A <-> B (ResNet G, 70x70 PatchGAN, LSGAN, cycle + identity L1)",
     model_config=CycleGANOptions,
     build=build,
+    # the reference's data augmentation: random 256 crops of images scaled to 286, and x-flips
     defaults={"loss": "lsgan", "update": "cycle", "batch": 1, "augment": {"mode": "none"},
+              "data": {"crop": "random", "jitter": 0.117, "mirror": True},
               "replay": {"size": 50, "fraction": 0.5}, "ema_decay": 0.0,
               "optim": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999},
               "grid_size": 8},  # sample sheets: 6 rows (A, A->B, A->B->A, B, ...) of 8
