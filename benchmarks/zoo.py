@@ -7,8 +7,8 @@ two) for --seconds, then score the EMA generator with the shipped digit classifi
   confident   share of samples the classifier calls with probability > 0.9: recognisable digits
   label acc   conditional recipes: share of samples classified as the label they were asked for
   img/s       real images drawn per second of training (critic steps draw their own batches)
-Writes benchmarks/results/zoo/<name>.png (a sample grid; one row per class for conditional
-recipes), zoo.json and zoo.md (the README's table).
+Writes benchmarks/results/zoo/<name>-<seconds>s.png (a sample grid; one row per class for
+conditional recipes) and .json, and zoo-<seconds>s.json / .md (the README's table).
 
     python benchmarks/zoo.py --seconds 360        # ~80 minutes on 2 CPU cores
     python benchmarks/zoo.py --only cgan,wgan-gp  # a subset
@@ -80,10 +80,19 @@ def generate(G, n: int, num_classes: int, seed: int):
     return torch.cat(chunks), labels
 
 
+def slug_of(source: str, seconds: float) -> str:
+    """Result files are per entry and budget: a longer second pass keeps the first one's."""
+    return f"{source if source != 'dcgan' else 'dcgan-keras'}-{seconds:.0f}s"
+
+
 def run(name: str, source: str, overrides: dict, changed: str, data, classifier, args) -> dict:
+    if args.batch:
+        overrides = merge(overrides, {"batch": args.batch})
+        changed = ", ".join(part for part in (changed.replace("batch 32", "").strip(", "), f"batch {args.batch}")
+                            if part)
     config = resolve_config(options_for(source, overrides, args))
-    slug = source if source != "dcgan" else "dcgan-keras"
-    run_dir = Path(args.out) / "runs" / slug
+    slug = slug_of(source, args.seconds)
+    run_dir = Path(args.out) / "runs" / f"zoo-{slug}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     if data.size != config.data.size:
@@ -153,6 +162,8 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="comma-separated presets to run (default: all)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (e.g. 1 to run two benchmarks side by side on 2 cores)")
+    parser.add_argument("--batch", type=int, default=None, help="one batch size for every entry run "
+                        "[default: the zoo's 32, the MLP's 32]")
     parser.add_argument("--table-only", action="store_true",
                         help="train nothing: rebuild the table from the saved entries at --seconds")
     parser.add_argument("--out", default="benchmarks/results")
@@ -179,15 +190,16 @@ def main() -> None:
     out = Path(args.out)
     rows = []
     for _, source, _, _ in ZOO:
-        path = out / "zoo" / f"{source if source != 'dcgan' else 'dcgan-keras'}.json"
+        path = out / "zoo" / f"{slug_of(source, args.seconds)}.json"
         if path.exists():
             saved = json.loads(path.read_text())
             if saved["seconds_each"] == args.seconds:
                 rows.append(saved["row"])
     reference = real_reference(data, classifier)
-    (out / "zoo.json").write_text(json.dumps({"seconds_each": args.seconds, "n": args.n, "torch": torch.__version__,
-                                              "rows": rows, "training_digits": reference}, indent=1))
-    (out / "zoo.md").write_text(markdown(rows, args.seconds, reference))
+    tag = f"zoo-{args.seconds:.0f}s"
+    (out / f"{tag}.json").write_text(json.dumps({"seconds_each": args.seconds, "n": args.n, "torch": torch.__version__,
+                                                 "rows": rows, "training_digits": reference}, indent=1))
+    (out / f"{tag}.md").write_text(markdown(rows, args.seconds, reference))
     print(markdown(rows, args.seconds, reference))
 
 
