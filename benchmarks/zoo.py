@@ -41,6 +41,9 @@ SHARED_NETS = {"batch": 32, "model": {"g_widths": [128, 64], "g_strides": [2, 2]
 # (name, preset or recipe, overrides, what the overrides change, for the table)
 ZOO = [
     ("mlp (Hands-On ML)", "mlp-homl", {}, ""),
+    # the book's remedy for the simple GAN's mode collapse; the key names its result files
+    ("mlp + minibatch discrimination", "mlp-homl", {"model": {"minibatch": "discrimination"}},
+     "minibatch discrimination", "mlp-homl-mbd"),
     ("dcgan (keras GAN-ADA)", "dcgan", {"data": {"size": 32}, "augment": {"mode": "none"}, **SMALL_BATCH},
      "batch 32, no ADA"),
     ("dcgan-homl", "dcgan-homl", {}, ""),
@@ -54,6 +57,8 @@ ZOO = [
     ("cgan (one-hot, label maps)", "cgan", SHARED_NETS, "shared nets"),
     ("cgan (embedding, projection, hinge, SN)", "cgan-projection", SHARED_NETS, "shared nets"),
 ]
+# (key, name, preset, overrides, changes): the key picks entries (--only) and names result files
+ENTRIES = [(entry[4] if len(entry) > 4 else entry[1], *entry[:4]) for entry in ZOO]
 # Not in the zoo: wgan-gp-gdl (GDL's 64 px CelebA nets with 3 critic steps cost 3.5 s a step on one
 # core here; the wgan-gp entry covers the recipe).
 
@@ -80,18 +85,18 @@ def generate(G, n: int, num_classes: int, seed: int):
     return torch.cat(chunks), labels
 
 
-def slug_of(source: str, seconds: float) -> str:
+def slug_of(key: str, seconds: float) -> str:
     """Result files are per entry and budget: a longer second pass keeps the first one's."""
-    return f"{source if source != 'dcgan' else 'dcgan-keras'}-{seconds:.0f}s"
+    return f"{key if key != 'dcgan' else 'dcgan-keras'}-{seconds:.0f}s"
 
 
-def run(name: str, source: str, overrides: dict, changed: str, data, classifier, args) -> dict:
+def run(key: str, name: str, source: str, overrides: dict, changed: str, data, classifier, args) -> dict:
     if args.batch:
         overrides = merge(overrides, {"batch": args.batch})
         changed = ", ".join(part for part in (changed.replace("batch 32", "").strip(", "), f"batch {args.batch}")
                             if part)
     config = resolve_config(options_for(source, overrides, args))
-    slug = slug_of(source, args.seconds)
+    slug = slug_of(key, args.seconds)
     run_dir = Path(args.out) / "runs" / f"zoo-{slug}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -178,10 +183,10 @@ def main() -> None:
     from gankit.config import DataConfig
     data = load_dataset(DataConfig(source="mnist5k", size=28, channels=1), progress=False)
     rows = []
-    for name, source, overrides, changed in ZOO:
-        if wanted is not None and source not in wanted:
+    for key, name, source, overrides, changed in ENTRIES:
+        if wanted is not None and key not in wanted:
             continue
-        row = run(name, source, overrides, changed, data, classifier, args)
+        row = run(key, name, source, overrides, changed, data, classifier, args)
         rows.append(row)
         print(f"{name:<55} {row['steps']:>6} steps {row['images_per_s']:>7.0f} img/s  KID {row['kid']:.3f}  "
               f"coverage {row['coverage']}/10  confident {row['confident']:.2f}"
@@ -189,8 +194,8 @@ def main() -> None:
     # the table covers every entry with a result at this budget, whichever process ran it
     out = Path(args.out)
     rows = []
-    for _, source, _, _ in ZOO:
-        path = out / "zoo" / f"{slug_of(source, args.seconds)}.json"
+    for key, *_ in ENTRIES:
+        path = out / "zoo" / f"{slug_of(key, args.seconds)}.json"
         if path.exists():
             saved = json.loads(path.read_text())
             if saved["seconds_each"] == args.seconds:
