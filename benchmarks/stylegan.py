@@ -7,6 +7,9 @@ GIF, and scores the EMA generator by KID: mnist features against the 5000 digits
 Inception features when their weights are on disk (no download here), else no KID.
 
     python benchmarks/stylegan.py --seconds 300     # ~12 minutes on 2 CPU cores
+    # the README's runs, side by side with other work on a 2-core machine:
+    python benchmarks/stylegan.py --only mnist5k --seconds 2400 --threads 1 --sample-every 200
+    python benchmarks/stylegan.py --only faces100 --seconds 2100 --threads 1 --sample-every 200
 """
 
 from __future__ import annotations
