@@ -42,13 +42,21 @@ SHARED_NETS = {"batch": 32, "model": {"g_widths": [128, 64], "g_strides": [2, 2]
 ZOO = [
     ("mlp (Hands-On ML)", "mlp-homl", {}, ""),
     # the book's remedy for the simple GAN's mode collapse; the key names its result files
-    ("mlp + minibatch discrimination", "mlp-homl", {"model": {"minibatch": "discrimination"}},
-     "minibatch discrimination", "mlp-homl-mbd"),
+    # (with reals and fakes in separate D passes: the two-phase step's mixed batch would let the
+    # layer compare reals with fakes, and the trainer refuses it)
+    ("mlp + minibatch discrimination", "mlp-homl", {"model": {"minibatch": "discrimination"},
+                                                    "update": "alternating"},
+     "minibatch discrimination, alternating update", "mlp-homl-mbd"),
     ("dcgan (keras GAN-ADA)", "dcgan", {"data": {"size": 32}, "augment": {"mode": "none"}, **SMALL_BATCH},
      "batch 32, no ADA"),
     ("dcgan-homl", "dcgan-homl", {}, ""),
     ("dcgan-tf", "dcgan-tf", SMALL_BATCH, "batch 32"),
     ("dcgan-lego (GDL)", "dcgan-lego", {"data": {"size": 32}, **SMALL_BATCH}, "32 px, batch 32"),
+    # the book's nets collapse to one mode on these digits (D's accuracy goes to 98%): the same
+    # without batch norm in D, to see whether that is the cause
+    ("dcgan-lego, D without batch norm", "dcgan-lego", {"data": {"size": 32}, "model": {"d_norm": "none"},
+                                                        **SMALL_BATCH}, "32 px, batch 32, no BN in D",
+     "dcgan-lego-nobn"),
     ("wgan-gp (5 critic steps)", "wgan-gp", {"data": {"size": 28}, **SHARED_NETS}, "shared nets, 28 px"),
     ("lsgan", "lsgan", SHARED_NETS, "shared nets"),
     ("hinge + spectral norm", "hinge-sn", SHARED_NETS, "shared nets"),
@@ -113,7 +121,8 @@ def run(key: str, name: str, source: str, overrides: dict, changed: str, data, c
     probs = torch.cat([classifier.classifier(classifier.prepare(x)).softmax(1) for x in images.split(500)])
     predicted = probs.argmax(1)
     share = torch.bincount(predicted, minlength=10).float() / len(predicted)
-    row = {"name": name, "preset": source, "zoo_overrides": changed, "threads": torch.get_num_threads(), "recipe": config.recipe, "size": config.data.size,
+    row = {"name": name, "preset": source, "zoo_overrides": changed, "threads": torch.get_num_threads(),
+           "penalty": config.penalty, "d_steps": config.d_steps, "recipe": config.recipe, "size": config.data.size,
            "loss": config.loss, "update": config.update, "steps": result.step,
            "seconds": round(seconds, 1), "images_per_s": round(result.images_seen / seconds, 1),
            "kid": scores[KID_MEAN], "kid_std": scores[KID_STD],
@@ -150,7 +159,9 @@ def markdown(rows: list[dict], seconds: float, reference: dict | None = None) ->
              "KID (mnist) | coverage | confident | label acc |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{r['label_acc']:.2f}" if r["label_acc"] is not None else "-"
-        lines.append(f"| {r['name']} (`{r['preset']}`) | {r.get('zoo_overrides') or '-'} | {r['size']} | {r['loss']}, {r['update']} | "
+        loss = r["loss"] + (f" + {r['penalty']}" if r.get("penalty") not in (None, "none") else "")
+        update = r["update"] + (f" ×{r['d_steps']}" if (r.get("d_steps") or 1) > 1 else "")
+        lines.append(f"| {r['name']} (`{r['preset']}`) | {r.get('zoo_overrides') or '-'} | {r['size']} | {loss}, {update} | "
                      f"{r['steps']} | {r['images_per_s']:.0f} | {r['kid']:.3f} ± {r['kid_std']:.3f} | "
                      f"{r['coverage']}/10 | {r['confident']:.2f} | {acc} |")
     if reference:
@@ -194,11 +205,14 @@ def main() -> None:
     # the table covers every entry with a result at this budget, whichever process ran it
     out = Path(args.out)
     rows = []
-    for key, *_ in ENTRIES:
+    for key, _, source, overrides, _ in ENTRIES:
         path = out / "zoo" / f"{slug_of(key, args.seconds)}.json"
         if path.exists():
             saved = json.loads(path.read_text())
             if saved["seconds_each"] == args.seconds:
+                if "penalty" not in saved["row"]:  # files written before these fields were kept
+                    config = resolve_config(options_for(source, overrides, args))
+                    saved["row"].update(penalty=config.penalty, d_steps=config.d_steps)
                 rows.append(saved["row"])
     reference = real_reference(data, classifier)
     tag = f"zoo-{args.seconds:.0f}s"
