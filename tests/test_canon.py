@@ -2,6 +2,7 @@
 presets and the conditional GAN, each through the one training loop."""
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -327,6 +328,19 @@ def test_every_preset_builds_at_full_size_and_runs_forward(preset):
     images = G(torch.randn(2, G.latent_dim), labels)
     assert images.shape == (2, spec.channels, spec.size, spec.size)
     assert D(images, labels).shape == (2,)
+
+
+def test_a_generator_starting_below_4x4_is_warned_about():
+    # the LEGO nets at 32 px with all four stages start from 2x2 and collapse (benchmarks/zoo.py)
+    recipe = get_recipe("convgan")
+    lego = load_preset("dcgan-lego")["model"]
+    with pytest.warns(UserWarning, match="first map is 2x2 at size 32.*drop the first entry"):
+        recipe.make(lego, DataSpec(32, 1))
+    one_stage_fewer = {**lego, "g_widths": [256, 128, 64], "g_strides": [2, 2, 2], "d_widths": [64, 128, 256]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        recipe.make(lego, DataSpec(64, 1))  # the book's size: a 4x4 start
+        recipe.make(one_stage_fewer, DataSpec(32, 1))
 
 
 def test_eval_against_other_images_leaves_the_runs_labels_behind(tmp_path):

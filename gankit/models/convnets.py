@@ -18,6 +18,7 @@ Keras' glorot uniform, the initialiser the book models were tuned with.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -143,6 +144,16 @@ class ConvGenerator(nn.Module):
             )
         self.size, self.channels, self.latent_dim, self.num_classes = size, channels, o.latent_dim, num_classes
         self.start_size, self.start_width = size // upsampling, o.g_widths[0]
+        if self.start_size < 4 and size >= 32:
+            # GDL's LEGO nets (a 4x4 start at 64 px) run at 32 px with all four stages start from
+            # 2x2 and collapse to one blob within ~100 steps; with one stage fewer they train
+            # (benchmarks/zoo.py). A warning, not an error: it is a finding, not a rule, and test-sized
+            # images below 32 px are left alone.
+            warnings.warn(
+                f"the generator's first map is {self.start_size}x{self.start_size} at size {size} "
+                f"(model.g_strides={o.g_strides} upsample {upsampling}x): starts below 4x4 tend to "
+                "collapse; drop the first entry of model.g_widths and model.g_strides (and the last of "
+                "model.d_widths) to start at 4x4", stacklevel=2)
         self.output_range, output_layer = OUTPUTS[o.output]
         self.label_code = LabelToLatent(num_classes, o.g_label_input, o.embedding_dim) if num_classes else None
         z_dim = o.latent_dim + (self.label_code.out_features if self.label_code else 0)
