@@ -101,8 +101,15 @@ def plot(results: list[dict], path: Path) -> None:
             steps, kid = zip(*r["kid_curve"])
             axes[2].plot(steps, kid, marker="o", ms=3, label=r["augment"])
     if with_kid:
-        axes[2].set(xlabel="step", ylabel="KID (mnist features)", yscale="log",
-                    title="KID of the EMA G vs unseen digits")
+        # the first evaluation (noise-like samples) is 100x the rest: a linear axis scaled to the
+        # later ones shows where the runs differ, and the first values are written in the title
+        curves = [[k for _, k in r["kid_curve"]] for r in results if r.get("kid_curve")]
+        later = [k for kids in curves for k in kids[1:]]
+        first = ", ".join(f"{r['augment']} {r['kid_curve'][0][1]:.1f}" for r in results if r.get("kid_curve"))
+        axes[2].set(xlabel="step", ylabel="KID (mnist features)",
+                    title=f"KID of the EMA G vs unseen digits\n(first evaluation off the chart: {first})")
+        if later:
+            axes[2].set_ylim(0, 1.1 * max(later))
     ax_p.set(xlabel="step", ylabel="augmentation p", title="p over training")
     ax_acc.set(xlabel="step", ylabel="D accuracy on reals", title="D's overfitting signal")
     ax_acc.axhline(0.8, color="grey", lw=0.8, ls="--")  # r_t = 0.6 <=> accuracy 0.8
