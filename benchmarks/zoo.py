@@ -57,6 +57,8 @@ ZOO = [
     # stage from each, keeping that 4x4 start and head.
     ("dcgan-lego (GDL)", "dcgan-lego", {"data": {"size": 32}, "model": LEGO_32PX, **SMALL_BATCH},
      "32 px: one stage fewer (G 256-128-64, D 64-128-256), batch 32"),
+    # The preset as the book has it: 64 px (the digits upscaled), four times the pixels per step
+    ("dcgan-lego at the book's 64 px", "dcgan-lego", SMALL_BATCH, "64 px, batch 32", "dcgan-lego-64"),
     # Keeping all four stages at 32 px instead shrinks G's start to a 2x2 map: G collapses to
     # one blurred blob within ~100 steps (a G with the 4x4 start and D's four stages does not).
     ("dcgan-lego, all four stages at 32 px (2x2 start)", "dcgan-lego", {"data": {"size": 32}, **SMALL_BATCH},
