@@ -1,7 +1,8 @@
 """The recipe zoo: every recipe and preset on mnist5k for the same wall-clock budget.
 
-For each entry: train on all 5000 mnist5k digits (28 px, or 32 px where the nets need a power of
-two) for --seconds, then score the EMA generator with the shipped digit classifier:
+For each entry: train on all 5000 mnist5k digits (28 px, or 32 / 64 px where the nets need a power
+of two) for --seconds, then score the EMA generator with the shipped digit classifier (an entry
+with eval.every trains on 90%, evaluates on the rest and is scored at its best.pt):
   KID         against the 5000 training digits, mnist features (lower is better)
   coverage    digits (of 10) that get at least 2.5% of 2000 samples (a quarter of their share)
   confident   share of samples the classifier calls with probability > 0.9: recognisable digits
@@ -10,7 +11,7 @@ two) for --seconds, then score the EMA generator with the shipped digit classifi
 Writes benchmarks/results/zoo/<name>-<seconds>s.png (a sample grid; one row per class for
 conditional recipes) and .json, and zoo-<seconds>s.json / .md (the README's table).
 
-    python benchmarks/zoo.py --seconds 360        # ~80 minutes on 2 CPU cores
+    python benchmarks/zoo.py --seconds 360        # ~2 hours (17 entries one after another)
     python benchmarks/zoo.py --only cgan,wgan-gp  # a subset
 """
 
@@ -43,13 +44,13 @@ SHARED_NETS = {"batch": 32, "model": {"g_widths": [128, 64], "g_strides": [2, 2]
 # (name, preset or recipe, overrides, what the overrides change, for the table)
 ZOO = [
     ("mlp (Hands-On ML)", "mlp-homl", {}, ""),
-    # the book's remedy for the simple GAN's mode collapse; the key names its result files
-    # (with reals and fakes in separate D passes: the two-phase step's mixed batch would let the
-    # layer compare reals with fakes, and the trainer refuses it)
     # gankit's own remedy for a late collapse: KID on held-out digits every 2000 steps keeps
     # checkpoints/best.pt, which is what this entry scores (the evaluations count in its budget)
     ("mlp (Hands-On ML), best checkpoint by KID", "mlp-homl", {"eval": {"every": 2000, "n": 500}},
      "scores best.pt (KID every 2000 steps on 10% held out)", "mlp-homl-best"),
+    # the book's remedy for the simple GAN's mode collapse; the key names its result files
+    # (with reals and fakes in separate D passes: the two-phase step's mixed batch would let the
+    # layer compare reals with fakes, and the trainer refuses it)
     ("mlp + minibatch discrimination", "mlp-homl", {"model": {"minibatch": "discrimination"},
                                                     "update": "alternating"},
      "minibatch discrimination, alternating update", "mlp-homl-mbd"),

@@ -145,9 +145,9 @@ class ConvGenerator(nn.Module):
         self.size, self.channels, self.latent_dim, self.num_classes = size, channels, o.latent_dim, num_classes
         self.start_size, self.start_width = size // upsampling, o.g_widths[0]
         if self.start_size < 4 and size >= 32:
-            # GDL's LEGO nets (a 4x4 start at 64 px) run at 32 px with all four stages start from
-            # 2x2 and collapse to one blob within ~100 steps; with one stage fewer they train
-            # (benchmarks/zoo.py). A warning, not an error: it is a finding, not a rule, and test-sized
+            # GDL's LEGO nets start from 4x4 at 64 px. Run at 32 px with all four stages, they start
+            # from 2x2 and collapse to one blob within ~100 steps; with one stage fewer they train
+            # (benchmarks/zoo.py). A warning, not an error: it is a finding, not a rule. Test-sized
             # images below 32 px are left alone.
             warnings.warn(
                 f"the generator's first map is {self.start_size}x{self.start_size} at size {size} "
