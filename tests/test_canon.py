@@ -334,8 +334,10 @@ def test_a_generator_starting_below_4x4_is_warned_about():
     # the LEGO nets at 32 px with all four stages start from 2x2 and collapse (benchmarks/zoo.py)
     recipe = get_recipe("convgan")
     lego = load_preset("dcgan-lego")["model"]
-    with pytest.warns(UserWarning, match="first map is 2x2 at size 32.*drop the first entry"):
+    with pytest.warns(UserWarning, match="first map is 2x2 at size 32.*use 1 stride-2 stage fewer"):
         recipe.make(lego, DataSpec(32, 1))
+    with pytest.warns(UserWarning, match="first map is 1x1 at size 32.*use 2 stride-2 stages fewer"):
+        recipe.make({**lego, "g_widths": [512] * 5, "g_strides": [2] * 5, "d_widths": [64, 128]}, DataSpec(32, 1))
     one_stage_fewer = {**lego, "g_widths": [256, 128, 64], "g_strides": [2, 2, 2], "d_widths": [64, 128, 256]}
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -149,11 +149,13 @@ class ConvGenerator(nn.Module):
             # from 2x2 and collapse to one blob within ~100 steps; with one stage fewer they train
             # (benchmarks/zoo.py). A warning, not an error: it is a finding, not a rule. Test-sized
             # images below 32 px are left alone.
+            fewer = math.ceil(math.log2(4 / max(self.start_size, 1)))  # stride-2 stages to remove
             warnings.warn(
                 f"the generator's first map is {self.start_size}x{self.start_size} at size {size} "
                 f"(model.g_strides={o.g_strides} upsample {upsampling}x): starts below 4x4 tend to "
-                "collapse; drop the first entry of model.g_widths and model.g_strides (and the last of "
-                "model.d_widths) to start at 4x4", stacklevel=2)
+                f"collapse; use {fewer} stride-2 stage{'s' if fewer > 1 else ''} fewer (remove "
+                f"{'them' if fewer > 1 else 'it'} from model.g_widths and model.g_strides; with "
+                "model.d_head=conv shorten model.d_widths alike)", stacklevel=2)
         self.output_range, output_layer = OUTPUTS[o.output]
         self.label_code = LabelToLatent(num_classes, o.g_label_input, o.embedding_dim) if num_classes else None
         z_dim = o.latent_dim + (self.label_code.out_features if self.label_code else 0)
