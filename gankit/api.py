@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import datetime
+import warnings
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ import yaml
 from .config import (DEFAULT_STEPS, TrainConfig, default_features, from_dict, merge, resolve_config,
                      to_dict, validate)
 from .data import DATA_KINDS
-from .errors import GankitError
+from .errors import DesignWarning, GankitError
 from .training import checkpoint as ckpt
 from .training import distributed
 from .training.trainer import TrainResult, Trainer, select_device
@@ -288,7 +289,9 @@ def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     class_names = (data.get("class_names") or None) if num_classes else None
     spec = DataSpec(size=config.data.size, channels=data.get("channels") or config.data.channels or 3,
                     num_classes=num_classes)
-    G, _ = get_recipe(config.recipe).make(config.model, spec)
+    with warnings.catch_warnings():  # advice about training this design is no use once it is trained
+        warnings.simplefilter("ignore", DesignWarning)
+        G, _ = get_recipe(config.recipe).make(config.model, spec)
     try:
         G.load_state_dict(state["G_ema"])
     except (KeyError, RuntimeError) as err:

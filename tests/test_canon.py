@@ -11,7 +11,7 @@ from torch import nn
 
 from gankit import load_generator, train
 from gankit.config import TargetConfig, load_preset, preset_names, resolve_config
-from gankit.errors import GankitError
+from gankit.errors import DesignWarning, GankitError
 from gankit.losses import PENALTIES, get_loss, make_targets
 from gankit.nn import MinibatchDiscrimination, MinibatchStdDev, spectral_normalize
 from gankit.training import checkpoint as ckpt
@@ -334,15 +334,26 @@ def test_a_generator_starting_below_4x4_is_warned_about():
     # the LEGO nets at 32 px with all four stages start from 2x2 and collapse (benchmarks/zoo.py)
     recipe = get_recipe("convgan")
     lego = load_preset("dcgan-lego")["model"]
-    with pytest.warns(UserWarning, match="first map is 2x2 at size 32.*use 1 stride-2 stage fewer"):
+    with pytest.warns(DesignWarning, match="first map is 2x2 at size 32.*use 1 stride-2 stage fewer"):
         recipe.make(lego, DataSpec(32, 1))
-    with pytest.warns(UserWarning, match="first map is 1x1 at size 32.*use 2 stride-2 stages fewer"):
+    with pytest.warns(DesignWarning, match="first map is 1x1 at size 32.*use 2 stride-2 stages fewer"):
         recipe.make({**lego, "g_widths": [512] * 5, "g_strides": [2] * 5, "d_widths": [64, 128]}, DataSpec(32, 1))
     one_stage_fewer = {**lego, "g_widths": [256, 128, 64], "g_strides": [2, 2, 2], "d_widths": [64, 128, 256]}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         recipe.make(lego, DataSpec(64, 1))  # the book's size: a 4x4 start
         recipe.make(one_stage_fewer, DataSpec(32, 1))
+
+
+def test_the_start_size_warning_is_said_when_training_not_when_using(tmp_path):
+    options = tiny_run(tmp_path, data={"size": 32},
+                       model={"g_widths": [8, 8, 8, 8], "g_strides": [2, 2, 2, 2]})
+    with pytest.warns(DesignWarning, match="first map is 2x2"):
+        result = train(options, steps=1, name="small-start")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        G = load_generator(result.run_dir)  # sampling a trained model: the advice is no use now
+    assert G.sample(2).shape == (2, 1, 32, 32)
 
 
 def test_eval_against_other_images_leaves_the_runs_labels_behind(tmp_path):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..errors import GankitError
+from ..errors import DesignWarning, GankitError
 from ..nn import MinibatchDiscrimination, MinibatchStdDev
 from .conditional import D_LABEL_INPUTS, G_LABEL_INPUTS, LabelToLatent, Projection, label_maps
 
@@ -155,7 +155,7 @@ class ConvGenerator(nn.Module):
                 f"(model.g_strides={o.g_strides} upsample {upsampling}x): starts below 4x4 tend to "
                 f"collapse; use {fewer} stride-2 stage{'s' if fewer > 1 else ''} fewer (remove "
                 f"{'them' if fewer > 1 else 'it'} from model.g_widths and model.g_strides; with "
-                "model.d_head=conv shorten model.d_widths alike)", stacklevel=2)
+                "model.d_head=conv shorten model.d_widths alike)", DesignWarning, stacklevel=2)
         self.output_range, output_layer = OUTPUTS[o.output]
         self.label_code = LabelToLatent(num_classes, o.g_label_input, o.embedding_dim) if num_classes else None
         z_dim = o.latent_dim + (self.label_code.out_features if self.label_code else 0)
