@@ -84,6 +84,7 @@ ZOO = [
 ]
 # (key, name, preset, overrides, changes): the key picks entries (--only) and names result files
 ENTRIES = [(entry[4] if len(entry) > 4 else entry[1], *entry[:4]) for entry in ZOO]
+KEYS = [key for key, *_ in ENTRIES]
 # Not in the zoo: wgan-gp-gdl (GDL's 64 px CelebA nets with 3 critic steps cost 3.5 s a step on one
 # core here; the wgan-gp entry covers the recipe).
 
@@ -191,9 +192,9 @@ def markdown(rows: list[dict], seconds: float, reference: dict | None = None) ->
         acc = f"{r['label_acc']:.2f}" if r["label_acc"] is not None else "-"
         loss = r["loss"] + (f" + {r['penalty']}" if r.get("penalty") not in (None, "none") else "")
         update = r["update"] + (f" ×{r['d_steps']}" if (r.get("d_steps") or 1) > 1 else "")
+        steps = f"{r['steps']}" + (f" (best.pt: {r['best_step']})" if r.get("best_step") else "")
         lines.append(f"| {r['name']} (`{r['preset']}`) | {r.get('zoo_overrides') or '-'} | {r['size']} | {loss}, {update} | "
-                     f"{r['steps']}{' (best.pt: ' + str(r['best_step']) + ')' if r.get('best_step') else ''} | "
-                     f"{r['images_per_s']:.0f} | {r['kid']:.3f} ± {r['kid_std']:.3f} | "
+                     f"{steps} | {r['images_per_s']:.0f} | {r['kid']:.3f} ± {r['kid_std']:.3f} | "
                      f"{r['coverage']}/10 | {r['confident']:.2f} | {acc} |")
     if reference:
         lines.append(f"| *the training digits themselves* | | 28 | | | | | {reference['coverage']}/10 | "
@@ -206,7 +207,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=360, help="training budget per entry")
     parser.add_argument("--n", type=int, default=2000, help="generated images scored per entry")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", default=None, help="comma-separated entry keys to run (default: all): " + ", ".join(key for key, *_ in ENTRIES))
+    parser.add_argument("--only", default=None,
+                        help="comma-separated entry keys to run (default: all): " + ", ".join(KEYS))
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (e.g. 1 to run two benchmarks side by side on 2 cores)")
     parser.add_argument("--batch", type=int, default=None, help="one batch size for every entry run "
@@ -221,10 +223,9 @@ def main() -> None:
         wanted = set()
     else:
         wanted = set(args.only.split(",")) if args.only else None
-        unknown = sorted((wanted or set()) - {key for key, *_ in ENTRIES})
+        unknown = sorted((wanted or set()) - set(KEYS))
         if unknown:
-            parser.error(f"--only: no entry {', '.join(unknown)}; the keys are "
-                         + ", ".join(key for key, *_ in ENTRIES))
+            parser.error(f"--only: no entry {', '.join(unknown)}; the keys are {', '.join(KEYS)}")
     classifier = load_feature_extractor("mnist")
     from gankit.config import DataConfig
     data = load_dataset(DataConfig(source="mnist5k", size=28, channels=1), progress=False)
