@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from .config import (DEFAULT_STEPS, TrainConfig, default_features, from_dict, merge, resolve_config,
-                     to_dict, validate)
+                     to_dict, upgrade_saved_config, validate)
 from .data import DATA_KINDS
 from .errors import DesignWarning, GankitError
 from .training import checkpoint as ckpt
@@ -147,7 +147,7 @@ def _resume(path: str | Path, options: dict) -> TrainResult:
             "folder, or copy that file elsewhere and resume the copy to branch a new run"
         )
     state = ckpt.load_checkpoint(checkpoint_file)
-    saved = state["config"]
+    saved = upgrade_saved_config(state["config"])
     options = _absolute_paths(options)  # paths given now are relative to this directory
     for key, value in options.items():
         changed = merge(saved[key], value) if isinstance(value, dict) and key in saved else value
@@ -280,7 +280,7 @@ class LoadedGenerator:
 def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     """Load the EMA generator from a checkpoint file or a run folder (its latest checkpoint)."""
     state = ckpt.load_checkpoint(path)
-    config = from_dict(TrainConfig, state["config"], "checkpoint config")
+    config = from_dict(TrainConfig, upgrade_saved_config(state["config"]), "checkpoint config")
     if get_recipe(config.recipe).data_kind != "images":
         raise GankitError(f"{path} holds a {config.recipe} model, which translates images rather than "
                           "generating them from noise: use `gankit translate apply`")
@@ -329,7 +329,7 @@ class Translator:
 def load_translator(path: str | Path, device: str = "cpu") -> Translator:
     """Load the (EMA) generators of a translation checkpoint file or run folder."""
     state = ckpt.load_checkpoint(path)
-    config = from_dict(TrainConfig, state["config"], "checkpoint config")
+    config = from_dict(TrainConfig, upgrade_saved_config(state["config"]), "checkpoint config")
     recipe = get_recipe(config.recipe)
     if recipe.data_kind != "unpaired":
         raise GankitError(f"{path} is not a CycleGAN checkpoint (it holds a {config.recipe} model, "

@@ -85,8 +85,12 @@ def train(
     data_root: Optional[str] = typer.Option(None, help="Where torchvision datasets are kept / downloaded."),
     limit: Optional[int] = typer.Option(None, help="Use only this many images."),
     aug: Optional[Aug] = typer.Option(None, help="Augmentation of what D sees: adaptive, fixed p, DiffAugment or none. [default: ada]"),
+    augpipe: Optional[str] = typer.Option(None, help="The pipeline for ada and fixed: bgc (StyleGAN2-ADA), blit, geom, color, filter, noise, cutout, bg, bgcf, bgcfn, bgcfnc, or keras (the keras-io example's, with its own controller). [default: bgc]"),
     p: Optional[float] = typer.Option(None, "--p", help="Augmentation probability: the start for ada, the constant for fixed. [default: 0]"),
-    ada_target: Optional[float] = typer.Option(None, help="ADA's target for E[sign(D(real))]. [default: 0.6]"),
+    ada_target: Optional[float] = typer.Option(None, help="ADA's target: E[sign(D(real))] for the bgc family, D's accuracy on reals for keras. [default: 0.6; keras 0.85]"),
+    ada_kimg: Optional[float] = typer.Option(None, help="Thousands of images for ADA's p to move by 1. [default: 500]"),
+    ada_interval: Optional[int] = typer.Option(None, help="Steps between updates of ADA's p. [default: 4]"),
+    diffaug_policy: Optional[str] = typer.Option(None, help="DiffAugment's parts, in order: any of color, translation, cutout. [default: color,translation,cutout]"),
     eval_every: Optional[int] = typer.Option(None, help="Steps between KID evaluations on held-out images; keeps checkpoints/best.pt. [default: never]"),
     inception_weights: Optional[str] = typer.Option(None, help="Local FID Inception weights file (for evaluation with inception features)."),
     recipe: Optional[str] = typer.Option(None, help=f"GAN recipe (see `gankit list`). [default: {_T.recipe}]"),
@@ -153,7 +157,8 @@ def train(
     }
     options = load_preset(config) if config else {}
     options = merge(options, {k: v for k, v in flat.items() if v is not None})
-    augment_options = {"mode": aug.value if aug else None, "p": p, "target": ada_target}
+    augment_options = {"mode": aug.value if aug else None, "pipe": augpipe, "p": p, "target": ada_target,
+                       "ada_kimg": ada_kimg, "interval": ada_interval, "policy": diffaug_policy}
     eval_options = {"every": eval_every, "inception_weights": inception_weights}
     target_options = {"smoothing": label_smoothing, "noise": label_noise, "flip": label_flip}
     replay_options = {"size": replay, "fraction": replay_fraction}

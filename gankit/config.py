@@ -46,14 +46,21 @@ class DataConfig:
 @dataclass
 class AugmentConfig:
     mode: str = "ada"  # ada | fixed | diffaug | none: what D sees of every image (real and fake)
+    # ada / fixed: a StyleGAN2-ADA pipeline (bgc: blitting, geometry, colour, the paper's default;
+    # also blit, geom, color, filter, noise, cutout, bg, bgcf, bgcfn, bgcfnc) or keras (the
+    # keras-io example's flip, translation, rotation and zoom, with its own controller)
+    pipe: str = "bgc"
     p: float = 0.0  # ada: starting probability; fixed: the constant probability
-    target: float = 0.6  # ada: wanted E[sign(D(real))] (StyleGAN2-ADA; keras' 0.85 accuracy = 0.7)
-    speed_kimg: float = 128.0  # ada: thousands of images for p to move by 1 (keras: 1000 steps x 128)
-    interval: int = 4  # ada: steps between updates of p
-    # Above p ~ 0.8 the bgc augmentations start to leak into G's outputs (Karras et al. 2020,
-    # fig. 4): the clamp keeps ADA below that, with a margin for noisy r_t estimates.
-    p_max: float = 0.7
-    ops: dict = field(default_factory=dict)  # per-op multipliers over the mode's, e.g. {rotate90: 1}
+    # ada: the controller's target; None: the pipeline's own (bgc family: E[sign(D(real))] = 0.6,
+    # as StyleGAN2-ADA; keras: D's accuracy on reals = 0.85, as the example)
+    target: float | None = None
+    ada_kimg: float = 500.0  # ada: thousands of images for p to move by 1 (StyleGAN2-ADA's 500)
+    interval: int = 4  # ada: steps between updates of p (StyleGAN2-ADA's 4)
+    p_max: float | None = None  # ada: an optional cap on p; the reference has none (p only >= 0)
+    integration_steps: int = 1000  # keras pipeline's controller: p moves by (acc - target) / this per step
+    antialias: bool = True  # resample geometry at 2x through a low-pass filter, as the reference
+    policy: str = "color,translation,cutout"  # diffaug: its parts, in order (DiffAugment's default)
+    ops: dict = field(default_factory=dict)  # per-op multipliers over the pipeline's, e.g. {cutout: 1}
 
 
 @dataclass
@@ -270,6 +277,26 @@ def load_preset(name_or_path: str | Path) -> dict:
     return load_yaml(path)
 
 
+# Options renamed since runs were saved with them: old run folders still load, sample and resume.
+RENAMED = {"augment": {"speed_kimg": "ada_kimg"}}
+RENAMED_AUGMENT_OPS = {"translate": "xint", "zoom": "scale", "zoom_aniso": "aniso"}
+
+
+def upgrade_saved_config(values: dict) -> dict:
+    """A config stored by an earlier gankit, with renamed options under their new names."""
+    values = dict(values)
+    for section, renames in RENAMED.items():
+        if isinstance(values.get(section), dict):
+            part = values[section] = dict(values[section])
+            for old, new in renames.items():
+                if old in part:
+                    part.setdefault(new, part.pop(old))
+    augment = values.get("augment")
+    if isinstance(augment, dict) and isinstance(augment.get("ops"), dict):
+        augment["ops"] = {RENAMED_AUGMENT_OPS.get(k, k): v for k, v in augment["ops"].items()}
+    return values
+
+
 def resolve_config(overrides: dict | None = None) -> TrainConfig:
     """Dataclass defaults < the recipe's defaults < `overrides`, validated."""
     from .variants import get_recipe  # local import: recipes import models, models import config
@@ -362,23 +389,9 @@ def validate(config: TrainConfig) -> None:
     if (start is None) != (length is None) or (start is not None and (start < 0 or length <= 0)):
         raise GankitError(f"optim.decay_start={start} and optim.decay_length={length}: give both (a "
                           "start of 0 or more and a positive length, in optim.decay_unit) or neither")
-    aug = config.augment
-    if not 0.0 <= aug.p <= 1.0 or not 0.0 <= aug.p_max <= 1.0:
-        raise GankitError(f"augment.p={aug.p} and augment.p_max={aug.p_max} must be in [0, 1]")
-    if not -1.0 < aug.target < 1.0:
-        raise GankitError(f"augment.target={aug.target} must be in (-1, 1): it is E[sign(D(real))]; "
-                          "0.6 is usual")
-    from .augment.pipeline import ALL_OPS  # here: augment imports torch, config stays light
+    from .augment import check_config as check_augment  # augment imports torch: config stays light
 
-    for name, multiplier in aug.ops.items():
-        if name not in ALL_OPS:
-            raise GankitError(f"unknown augmentation {name!r} in augment.ops: choose from "
-                              f"{', '.join(ALL_OPS)}")
-        if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) or multiplier < 0:
-            raise GankitError(f"augment.ops.{name}={multiplier!r} must be a number >= 0 "
-                              "(a multiplier of p; 0 turns the op off)")
-    if aug.speed_kimg <= 0 or aug.interval < 1:
-        raise GankitError("augment.speed_kimg must be positive and augment.interval at least 1")
+    check_augment(config.augment)
     if config.eval.every is not None and config.eval.every < 1:
         raise GankitError(f"eval.every={config.eval.every} must be at least 1 (or unset)")
     if config.eval.n < 2 or not 0.0 < config.eval.holdout < 1.0:

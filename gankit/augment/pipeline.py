@@ -1,116 +1,135 @@
-"""An augmentation pipeline: every op fires per sample with probability p * multiplier.
+"""StyleGAN2-ADA's augmentation pipeline: every op fires per sample with probability p x its
+multiplier, in the reference's order (geometry, colour, image-space filtering, noise, cutout).
 
-Only the selected samples are touched: they are gathered once, all geometric ops of a sample
-share one resampling (one affine matrix, one `grid_sample` with reflection padding) and all
-colour ops one colour matrix, as in StyleGAN2-ADA, and the results are scattered back once.
-Everything is differentiable, so G learns through the augmentations D sees (Karras et al. 2020;
-Zhao et al. 2020) and, as long as p stays below the leak threshold, never learns to produce them.
+All geometric ops of a sample compose into one map and one anti-aliased resampling
+(resample.warp), all colour ops into one colour matrix; samples no geometric op chose are passed
+through untouched. Everything is differentiable (G learns through what D sees, Karras et al.
+2020; Zhao et al. 2020) and nothing is clamped.
+
+`p` is a buffer, so it is saved with a checkpoint; the pipeline also keeps it as a Python float,
+set by whoever changes p (the ADA controller, a resume), so that `forward` never reads a tensor
+back from the device: no host-device sync in the training step (tested).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..errors import GankitError
-from .ops import COLOUR, GEOMETRIC, MASK, ValueRange
+from .ops import COLOUR, GEOMETRIC, IMAGE, OP_NAMES
+from .resample import warp
 
-# Per-op probability multipliers of each mode. "ada" and "fixed" use the StyleGAN2-ADA "bgc"
-# set (blit, geometric, colour) plus the keras example's rotation; 90-degree turns and cutout are
-# available but off, since they leak into the outputs at lower p than the others.
-MODE_OPS = {
-    "ada": {"xflip": 1, "translate": 1, "zoom": 1, "zoom_aniso": 1, "rotate": 1,
-            "brightness": 1, "contrast": 1, "saturation": 1},
-    # DiffAugment's "color,translation,cutout" policy: applied to every image, every time
-    "diffaug": {"brightness": 1, "saturation": 1, "contrast": 1, "translate": 1, "cutout": 1},
-    "none": {},
+ValueRange = tuple[float, float]
+
+# The reference's named pipelines (stylegan2-ada-pytorch train.py, --augpipe). bgc, its default,
+# is what the paper recommends for most data: blitting, general geometry, colour.
+BLIT = {"xflip": 1, "rotate90": 1, "xint": 1}
+GEOM = {"scale": 1, "rotate": 1, "aniso": 1, "xfrac": 1}
+COLOR = {"brightness": 1, "contrast": 1, "lumaflip": 1, "hue": 1, "saturation": 1}
+FILTER, NOISE, CUTOUT = {"imgfilter": 1}, {"noise": 1}, {"cutout": 1}
+PIPES: dict[str, dict[str, float]] = {
+    "blit": BLIT, "geom": GEOM, "color": COLOR, "filter": FILTER, "noise": NOISE, "cutout": CUTOUT,
+    "bg": {**BLIT, **GEOM}, "bgc": {**BLIT, **GEOM, **COLOR},
+    "bgcf": {**BLIT, **GEOM, **COLOR, **FILTER}, "bgcfn": {**BLIT, **GEOM, **COLOR, **FILTER, **NOISE},
+    "bgcfnc": {**BLIT, **GEOM, **COLOR, **FILTER, **NOISE, **CUTOUT},
 }
-MODE_OPS["fixed"] = MODE_OPS["ada"]
-ALL_OPS = {**GEOMETRIC, **COLOUR, **MASK}
 
 
-class AugmentPipe(nn.Module):
-    def __init__(self, multipliers: dict[str, float], value_range: ValueRange, p: float = 0.0):
+class Augmentation(nn.Module):
+    """What every augmentation pipeline offers the training loop: a strength `p` saved with the
+    model (a buffer) and mirrored as a float, and forward(images) -> images of the same shape."""
+
+    def __init__(self, value_range: ValueRange, p: float = 0.0):
         super().__init__()
-        unknown = sorted(set(multipliers) - set(ALL_OPS))
-        if unknown:
-            raise GankitError(f"unknown augmentation {unknown[0]!r}: choose from {', '.join(ALL_OPS)}")
-        active = {k: float(v) for k, v in multipliers.items() if v > 0}
-        self.ops = {kind: {k: v for k, v in active.items() if k in table}
-                    for kind, table in (("geometric", GEOMETRIC), ("colour", COLOUR), ("mask", MASK))}
         self.value_range = value_range
-        self.register_buffer("p", torch.tensor(float(p)))  # a buffer: saved with the checkpoint
+        self.register_buffer("p", torch.tensor(float(p)))
+        self.p_value = float(p)
+        # a checkpoint's p, loaded into the buffer, reaches the float too (read once, at load time)
+        self.register_load_state_dict_post_hook(lambda module, keys: module._read_p())
+
+    def set_p(self, p: float) -> None:
+        self.p_value = float(p)
+        self.p.fill_(self.p_value)
+
+    def _read_p(self) -> None:
+        self.p_value = float(self.p)
+
+    def to_unit_frame(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's value range -> [-1, 1], the range every op's constants are defined in
+        (brightness 0.2 of the half-range, contrast about the middle grey, ...)."""
+        low, high = self.value_range
+        return x if (low, high) == (-1.0, 1.0) else (x - (low + high) / 2) * (2 / (high - low))
+
+    def from_unit_frame(self, x: torch.Tensor) -> torch.Tensor:
+        low, high = self.value_range
+        return x if (low, high) == (-1.0, 1.0) else x * ((high - low) / 2) + (low + high) / 2
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        p = float(self.p)
-        if p <= 0.0 or not active_ops(self.ops):
+        if not self.active():
             return images
-        # Augment in fp32 even under bf16 autocast: exact integer shifts and flips, and one
-        # precision for reals and fakes; the result goes back to the input's dtype.
-        with torch.autocast(images.device.type, enabled=False):
-            return self._augment(images.float(), p).to(images.dtype)
-
-    def _augment(self, images: torch.Tensor, p: float) -> torch.Tensor:
-        n, c, h, w = images.shape  # (B, C, H, W)
-        device = images.device
-        low, high = self.value_range
-        mid, span = (low + high) / 2, high - low
-
-        # Decide per sample and op; build one spatial and one colour matrix per sample.
-        spatial = torch.eye(3, device=device).repeat(n, 1, 1)  # (B, 3, 3)
-        colour = torch.eye(c + 1, device=device).repeat(n, 1, 1)  # (B, C+1, C+1)
-        masked = {}
-        for kind, ops in self.ops.items():
-            for name, multiplier in ops.items():
-                idx = torch.nonzero(torch.rand(n, device=device) < min(p * multiplier, 1.0)).squeeze(1)
-                if not idx.numel():
-                    continue
-                if kind == "geometric":
-                    spatial[idx] = spatial[idx] @ GEOMETRIC[name](idx.numel(), h, device)
-                elif kind == "colour":
-                    colour[idx] = COLOUR[name](idx.numel(), c, mid, span, device) @ colour[idx]
-                else:
-                    masked[name] = idx
-        warp = _changed(spatial)
-        recolour = _changed(colour)
-        chosen = warp | recolour
-        for idx in masked.values():
-            chosen[idx] = True
-        if not chosen.any():
-            return images
-        picked = torch.nonzero(chosen).squeeze(1)
-        x = images[picked]  # only the selected samples: (S, C, H, W)
-
-        local = warp[picked]
-        if local.any():
-            rows = torch.nonzero(local).squeeze(1)
-            grid = F.affine_grid(spatial[picked][rows, :2].to(x.dtype), [len(rows), c, h, w],
-                                 align_corners=False)
-            warped = F.grid_sample(x[rows], grid, mode="bilinear", padding_mode="reflection",
-                                   align_corners=False)
-            x = x.index_copy(0, rows, warped)
-        local = recolour[picked]
-        if local.any():
-            m = colour[picked].to(x.dtype)  # identity rows leave their samples unchanged
-            x = torch.einsum("sij,sjhw->sihw", m[:, :c, :c], x) + m[:, :c, c].view(-1, c, 1, 1)
-            x = x.clamp(low, high)  # D must never see values a real image cannot have
-        position = torch.full((n,), -1, dtype=torch.long, device=device)
-        position[picked] = torch.arange(len(picked), device=device)
-        for name, idx in masked.items():
-            rows = position[idx]
-            x = x.index_copy(0, rows, MASK[name](x[rows], mid))
-
         layout = torch.channels_last if images.is_contiguous(memory_format=torch.channels_last) \
             else torch.contiguous_format
-        return images.index_copy(0, picked, x).contiguous(memory_format=layout)
+        # in fp32 even under autocast: one precision for reals and fakes, exact flips and shifts
+        with torch.autocast(images.device.type, enabled=False):
+            out = self.augment(images.float())
+        return out.to(images.dtype).contiguous(memory_format=layout)
+
+    def active(self) -> bool:
+        return self.p_value > 0
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+        raise NotImplementedError
 
 
-def _changed(matrices: torch.Tensor) -> torch.Tensor:
-    """Which samples' matrices differ from the identity: (B,) bool."""
-    eye = torch.eye(matrices.shape[-1], device=matrices.device)
-    return (matrices != eye).flatten(1).any(1)
+class AugmentPipe(Augmentation):
+    """StyleGAN2-ADA's pipeline with per-op probability multipliers (`PIPES`, or your own)."""
 
+    def __init__(self, multipliers: dict[str, float], value_range: ValueRange, p: float = 0.0,
+                 antialias: bool = True):
+        super().__init__(value_range, p)
+        unknown = sorted(set(multipliers) - set(OP_NAMES))
+        assert not unknown, f"unknown augmentations {unknown}"  # users' names are checked by check_config
+        self.multipliers = {k: float(v) for k, v in multipliers.items() if v > 0}
+        self.antialias = antialias
 
-def active_ops(ops: dict[str, dict[str, float]]) -> bool:
-    return any(ops.values())
+    def active(self) -> bool:
+        return self.p_value > 0 and bool(self.multipliers)
+
+    def _prob(self, name: str) -> float:
+        return self.multipliers.get(name, 0.0) * self.p_value
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape  # (B, C, H, W)
+        assert c in (1, 3), f"augmentation needs 1 or 3 channels, not {c}"
+        device = x.device
+
+        inverse = None  # (B, 3, 3): output pixel -> input pixel
+        for name, op in GEOMETRIC:
+            if self._prob(name) > 0:
+                m = op(n, self._prob(name), (h, w), device)
+                inverse = m if inverse is None else inverse @ m
+        if inverse is not None:
+            untouched = (inverse == torch.eye(3, device=device)).flatten(1).all(1)
+            x = torch.where(untouched.view(n, 1, 1, 1), x, warp(x, inverse, self.antialias))
+
+        colour = None  # (B, 4, 4): homogeneous RGB in -> out
+        for name, op in COLOUR:
+            if self._prob(name) > 0:
+                m = op(n, self._prob(name), c, device)
+                if m is not None:
+                    colour = m if colour is None else m @ colour
+        image_ops = [(name, op) for name, op in IMAGE if self._prob(name) > 0]
+        if colour is None and not image_ops:
+            return x
+        x = self.to_unit_frame(x)
+        if colour is not None:
+            flat = x.reshape(n, c, h * w)
+            if c == 3:
+                flat = colour[:, :3, :3] @ flat + colour[:, :3, 3:]
+            else:  # grey: the RGB map's mean row, applied to the grey value on all three channels
+                row = colour[:, :3, :].mean(dim=1, keepdim=True)  # (B, 1, 4)
+                flat = flat * row[:, :, :3].sum(dim=2, keepdim=True) + row[:, :, 3:]
+            x = flat.reshape(n, c, h, w)
+        for name, op in image_ops:
+            x = op(x, self._prob(name))
+        return self.from_unit_frame(x)

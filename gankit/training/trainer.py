@@ -322,7 +322,7 @@ class Trainer:
             self.images_seen = int(state["images_seen"])
             self.best_kid = float(state.get("best_kid", math.inf))
             self.rollbacks = int(state.get("rollbacks", 0))
-            self.augment.p.copy_(state["augment"]["p"])
+            self.augment.set_p(float(state["augment"]["p"]))
             if self.replay is not None:
                 self.replay.load_state_dict(state["replay"], self.device)
             for part, pool in self.pools.items():
@@ -547,7 +547,7 @@ class Trainer:
                 if self.ada is not None and not skipped:
                     self.ada.observe(stats["d/sign_real"], self.images_seen - seen_before)
                     self.ada.maybe_update(self.step)
-                report("augment/p", self.augment.p)
+                report("augment/p", self.augment.p_value)
                 for name, value in stats.items():
                     report(name, value)
 

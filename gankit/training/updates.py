@@ -67,6 +67,10 @@ class Nets:
         """Gradients of `loss` for `params` only (scaled for fp16: see guard.py)."""
         self.guard.scale(loss).backward(inputs=params, retain_graph=retain_graph)
 
+    def critic(self, images: Tensor, labels: Tensor | None) -> Tensor:
+        """D's logits for images as D sees them: augmented first."""
+        return self.D(self.augment(images), labels)
+
     def latents(self, n: int) -> Tensor:
         return torch.randn(n, self.G.latent_dim, device=self.device)
 
@@ -104,9 +108,11 @@ def _d_stats(nets: Nets, real_logits: Tensor, fake_logits: Tensor) -> dict[str, 
     }
 
 
-def discriminator_loss(nets: Nets, real_logits: Tensor, fake_logits: Tensor, real_seen: Tensor,
-                       fake_seen: Tensor, labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-    """D's loss on its logits for the (augmented) images it saw, plus the gradient penalty."""
+def discriminator_loss(nets: Nets, real_logits: Tensor, fake_logits: Tensor, real: Tensor,
+                       fake: Tensor, labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    """D's loss on its logits for the augmented images it saw, plus the gradient penalty. `real`
+    and `fake` are the images before augmentation: the penalty differentiates D through the
+    augmentation with respect to them, as StyleGAN2-ADA takes R1."""
     real_target, fake_target, stats = make_targets(nets.targets, real_logits.shape[0],
                                                    fake_logits.shape[0], nets.device)
     # in fp32: under bf16 autocast a 0.9 target would become 0.898
@@ -114,8 +120,8 @@ def discriminator_loss(nets: Nets, real_logits: Tensor, fake_logits: Tensor, rea
     stats["loss/d_adv"] = adversarial.detach()
     loss = adversarial
     if nets.penalty is not None and nets.step % nets.penalty_every == 0:
-        n = min(real_seen.shape[0], fake_seen.shape[0])
-        penalty = nets.penalty.fn(nets.D, real_seen[:n], fake_seen[:n], labels[:n] if labels is not None else None)
+        n = min(real.shape[0], fake.shape[0])
+        penalty = nets.penalty.fn(nets.critic, real[:n], fake[:n], labels[:n] if labels is not None else None)
         # weighted by the interval, so the penalty's average strength does not depend on it
         loss = loss + nets.penalty_weight * nets.penalty_every * penalty
         stats[f"loss/{nets.penalty.name}"] = penalty.detach()
@@ -158,18 +164,16 @@ def joint_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1, 
     n = real.shape[0]
     with nets.autocast():
         fake = nets.generate(n, labels)
-        real_seen = nets.augment(real)
-        real_logits = nets.D(real_seen, labels)
+        real_logits = nets.critic(real, labels)
         d_fake, d_labels, k = _with_replay(nets, fake, labels)
-        fake_seen = nets.augment(d_fake)  # B - k fresh fakes and k replayed ones
-        d_fake_logits = nets.D(fake_seen, d_labels)
+        d_fake_logits = nets.critic(d_fake, d_labels)  # B - k fresh fakes and k replayed ones
         g_fake_logits = d_fake_logits
         if k:  # G's loss needs all B fresh fakes: the k that replay displaced get their own pass,
             # so D's batch statistics (minibatch stddev, discrimination) see B images each time
             rest_labels = labels[n - k:] if labels is not None else None
-            rest = nets.D(nets.augment(fake[n - k:]), rest_labels)
+            rest = nets.critic(fake[n - k:], rest_labels)
             g_fake_logits = torch.cat([d_fake_logits[: n - k], rest])
-        d_loss, stats = discriminator_loss(nets, real_logits, d_fake_logits, real_seen, fake_seen, labels)
+        d_loss, stats = discriminator_loss(nets, real_logits, d_fake_logits, real, d_fake, labels)
         g_loss = nets.loss.g_loss(g_fake_logits.float())
     nets.opt_g.zero_grad(set_to_none=True)
     nets.opt_d.zero_grad(set_to_none=True)
@@ -188,7 +192,7 @@ def _g_steps(nets: Nets, labels: Tensor | None, n: int, g_steps: int) -> Tensor:
     """`g_steps` G steps through D (D's weights untouched: only G's parameters get gradients)."""
     for _ in range(g_steps):
         with nets.autocast():
-            g_loss = nets.loss.g_loss(nets.D(nets.augment(nets.generate(n, labels)), labels).float())
+            g_loss = nets.loss.g_loss(nets.critic(nets.generate(n, labels), labels).float())
         nets.opt_g.zero_grad(set_to_none=True)
         nets.backward(g_loss, nets.g_params)
         nets.guard.step(nets.opt_g, nets.g_params)
@@ -204,10 +208,9 @@ def alternating_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int
             with torch.no_grad():
                 fake = nets.generate(real.shape[0], labels)
             fake, fake_labels, k = _with_replay(nets, fake, labels)
-            real_seen, fake_seen = nets.augment(real), nets.augment(fake)
-            real_logits = nets.D(real_seen, labels)
-            fake_logits = nets.D(fake_seen, fake_labels)
-            d_loss, stats = discriminator_loss(nets, real_logits, fake_logits, real_seen, fake_seen, labels)
+            real_logits = nets.critic(real, labels)
+            fake_logits = nets.critic(fake, fake_labels)
+            d_loss, stats = discriminator_loss(nets, real_logits, fake_logits, real, fake, labels)
         nets.opt_d.zero_grad(set_to_none=True)
         nets.backward(d_loss, nets.d_params)
         _d_step(nets, stats)
@@ -234,7 +237,7 @@ def two_phase_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int =
             both_labels = torch.cat([labels, fake_labels]) if labels is not None else None
             logits = nets.D(torch.cat([real_seen, fake_seen]), both_labels)
             real_logits, fake_logits = logits[:n], logits[n:]
-            d_loss, stats = discriminator_loss(nets, real_logits, fake_logits, real_seen, fake_seen, labels)
+            d_loss, stats = discriminator_loss(nets, real_logits, fake_logits, real, fake, labels)
         nets.opt_d.zero_grad(set_to_none=True)
         nets.backward(d_loss, nets.d_params)
         _d_step(nets, stats)
@@ -259,8 +262,8 @@ def cycle_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1,
     G, D = nets.G, nets.D
     with nets.autocast():
         fake_b, fake_a = G(real_a, "a2b"), G(real_b, "b2a")
-        adversarial = (nets.loss.g_loss(D(nets.augment(fake_b), "b").float())
-                       + nets.loss.g_loss(D(nets.augment(fake_a), "a").float()))
+        adversarial = (nets.loss.g_loss(nets.critic(fake_b, "b").float())
+                       + nets.loss.g_loss(nets.critic(fake_a, "a").float()))
         cycle = cycle_loss(G(fake_b, "b2a"), real_a) + cycle_loss(G(fake_a, "a2b"), real_b)
         g_loss = G.gan_weight * adversarial + G.cycle_weight * cycle
         stats = {"loss/g_adv": adversarial.detach(), "loss/cycle": cycle.detach()}
@@ -278,11 +281,10 @@ def cycle_update(nets: Nets, next_batch: Callable[[], Batch], d_steps: int = 1,
             pool = nets.pools.get(part)
             fake = pool.exchange(fake) if pool is not None else fake.detach()
             one = dataclasses.replace(nets, D=getattr(D, part))  # the loss and penalty see one D
-            real_seen, fake_seen = nets.augment(real), nets.augment(fake)
-            real_logits.append(one.D(real_seen))
-            fake_logits.append(one.D(fake_seen))
+            real_logits.append(one.critic(real, None))
+            fake_logits.append(one.critic(fake, None))
             d_losses[part], part_stats = discriminator_loss(one, real_logits[-1], fake_logits[-1],
-                                                            real_seen, fake_seen, None)
+                                                            real, fake, None)
             for key, value in part_stats.items():  # averaged over the two discriminators
                 stats[key] = stats.get(key, 0.0) + value / 2
             stats[f"loss/d_{part}"] = d_losses[part].detach()
