@@ -1,11 +1,24 @@
-"""Does adaptive discriminator augmentation help on small data? A side-by-side at equal time.
+"""What does augmenting D's view buy on a small dataset? Every arm, several seeds, one table.
 
-Trains the default DCGAN at 32x32 on a 500-image subset of mnist5k (the first 50 of each digit)
-with and without ADA, each for the same wall-clock budget, then scores each EMA generator by KID
-with the digit classifier's features against the 4500 mnist5k digits neither run saw. Writes a
-JSON of the results, a plot of p over training and the final sample grids.
+Trains the default DCGAN (the keras-io GAN-ADA nets) at 32x32 on a small balanced subset of
+mnist5k (`--per-class` digits of each class) with each arm of augmentation for the same number of
+steps, and scores the EMA generator by KID with the shipped digit classifier's features against
+the mnist5k digits no run saw: every `--eval-every` steps during training (1000 samples) and at the
+end (2000 samples). Arms:
 
-    python benchmarks/ada.py --seconds 300          # ~12 minutes on 2 CPU cores
+    none       D sees the training images as they are
+    ada        StyleGAN2-ADA's bgc pipeline, p adapted by the reference's controller (r_t -> 0.6)
+    ada-keras  the keras-io example's augmenter and controller (D's accuracy on reals -> 0.85)
+    diffaug    DiffAugment, color,translation,cutout on every image
+    fixed      the bgc pipeline at a constant p (--fixed-p)
+    ada-plain  ada without anti-aliased resampling (plain bilinear)
+    ada-500    ada at the reference's default speed, ada_kimg 500
+
+Each run is one process on one CPU thread (`--threads`); run arms and seeds side by side, then
+build the table and plot from the saved results:
+
+    python benchmarks/ada.py --only ada:0 &  python benchmarks/ada.py --only none:0 &  wait
+    python benchmarks/ada.py --table-only
 """
 
 from __future__ import annotations
@@ -13,19 +26,28 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from gankit.config import DataConfig, resolve_config
-from gankit.data import load_dataset
-from gankit.metrics import KID_MEAN, KID_STD, compute_metrics, load_feature_extractor
-from gankit.training.trainer import Trainer
-from gankit.visualize import to_unit_range
+ARMS = {
+    "none": {"mode": "none"},
+    "ada": {"mode": "ada", "pipe": "bgc"},
+    "ada-keras": {"mode": "ada", "pipe": "keras"},
+    "diffaug": {"mode": "diffaug"},
+    "fixed": {"mode": "fixed", "pipe": "bgc"},
+    "ada-plain": {"mode": "ada", "pipe": "bgc", "antialias": False},
+    "ada-500": {"mode": "ada", "pipe": "bgc", "ada_kimg": 500.0},
+}
+OUT = Path("benchmarks/results/ada")
 
 
 def balanced_split(per_class: int):
+    from gankit.config import DataConfig
+    from gankit.data import load_dataset
+
     data = load_dataset(DataConfig(source="mnist5k", size=32, channels=1), progress=False)
     chosen = torch.cat([torch.nonzero(data.labels == c).squeeze(1)[:per_class] for c in range(10)])
     rest = torch.ones(len(data), dtype=torch.bool)
@@ -33,31 +55,36 @@ def balanced_split(per_class: int):
     return data.subset(chosen.sort().values), data.subset(torch.nonzero(rest).squeeze(1))
 
 
-def parse_mode(spec: str) -> tuple[str, dict]:
-    """`none`, `ada`, `fixed`, `diffaug`, or `ada@0.7` (ADA with --ada-target 0.7)."""
-    mode, _, target = spec.partition("@")
-    return mode, ({"target": float(target)} if target else {})
+def arm_options(arm: str, args) -> dict:
+    options = dict(ARMS[arm])
+    if options["mode"] == "ada":
+        options.setdefault("ada_kimg", args.ada_kimg)
+    if options["mode"] == "fixed":
+        options["p"] = args.fixed_p
+    return options
 
 
-def run(spec: str, train_data, held_out, args) -> dict:
-    mode, augment_options = parse_mode(spec)
-    tag = budget_tag(args)
-    run_dir = Path(args.out) / f"run-{spec}{tag}"
+def run(arm: str, seed: int, args) -> dict:
+    from gankit.config import resolve_config
+    from gankit.metrics import KID_MEAN, KID_STD, compute_metrics, load_feature_extractor
+    from gankit.training.trainer import Trainer
+    from gankit.visualize import save_grid, to_unit_range
+
+    torch.set_num_threads(args.threads)
+    train_data, held_out = balanced_split(args.per_class)
+    out = Path(args.out)
+    run_dir = out / "runs" / f"{arm}-seed{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
+    augment = arm_options(arm, args)
     config = resolve_config({
-        "data": {"size": 32, "channels": 1}, "seed": args.seed,
-        # equal wall clock by default; equal steps (--steps) when the machine is shared
-        **({"steps": args.steps} if args.steps else {"time_budget": args.seconds}),
-        "augment": {"mode": mode, **augment_options}, "progress": False, "log_every": 10,
-        "sample_every": 10**9, "checkpoint_every": 10**9, "runs_dir": args.out,
-        # KID over training against the unseen digits: shows whether D's overfitting starts to
-        # cost G, which is the regime ADA is for
-        "eval": {"every": args.eval_every, "n": args.eval_n, "features": "mnist"},
+        "data": {"size": 32, "channels": 1}, "seed": seed, "batch": args.batch, "steps": args.steps,
+        "augment": augment, "progress": False, "log_every": 10, "sample_every": 10**9,
+        "checkpoint_every": 10**9, "runs_dir": str(out / "runs"),
+        "eval": {"every": args.eval_every, "n": 1000, "features": "mnist"},
     })
-    extractor = load_feature_extractor("mnist") if args.eval_every else None
-    trainer = Trainer(config, train_data, run_dir, eval_data=held_out if args.eval_every else None,
-                      extractor=extractor)
+    trainer = Trainer(config, train_data, run_dir, eval_data=held_out,
+                      extractor=load_feature_extractor("mnist"))
     start = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - start
@@ -65,101 +92,135 @@ def run(spec: str, train_data, held_out, args) -> dict:
     latents = torch.Generator().manual_seed(1234)
     scores = compute_metrics(
         lambda k: to_unit_range(G(torch.randn(k, G.latent_dim, generator=latents)), G.output_range),
-        held_out, "mnist", n=args.n, metrics=("kid",), progress=False)
+        held_out, "mnist", n=2000, metrics=("kid",), progress=False)
+    grid = to_unit_range(G(torch.randn(64, G.latent_dim, generator=torch.Generator().manual_seed(7))),
+                         G.output_range)
+    save_grid(grid, out / f"samples-{arm}-seed{seed}.png")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    shutil.copy(sorted((run_dir / "samples").glob("*.png"))[-1], Path(args.out) / f"ada-samples-{spec}{tag}.png")
-    train_rows = [r for r in rows if "d/acc_real" in r]
-    return {"augment": spec, "steps": result.step, "seconds": round(seconds, 1),
-            "kimg": round(result.images_seen / 1000, 1), "kid": scores[KID_MEAN],
-            "kid_std": scores[KID_STD], "final_p": rows[-1].get("augment/p", 0.0),
-            "final_acc_real": rows[-1].get("d/acc_real"),
-            "best_eval_kid": min((r["metrics/kid"] for r in rows if "metrics/kid" in r), default=None),
-            "p_curve": [(r["step"], r.get("augment/p", 0.0)) for r in train_rows],
-            "acc_curve": [(r["step"], r["d/acc_real"]) for r in train_rows],
-            "kid_curve": [(r["step"], r["metrics/kid"]) for r in rows if "metrics/kid" in r]}
+    train_rows = [r for r in rows if "d/sign_real" in r]
+    kid_rows = [r for r in rows if "metrics/kid" in r]
+    return {
+        "arm": arm, "seed": seed, "augment": augment, "steps": result.step, "seconds": round(seconds, 1),
+        "kimg": round(result.images_seen / 1000, 1), "kid": scores[KID_MEAN], "kid_std": scores[KID_STD],
+        "best_eval_kid": min((r["metrics/kid"] for r in kid_rows), default=None),
+        "final_p": train_rows[-1].get("augment/p", 0.0),
+        "final_r_t": statistics.mean(r["d/sign_real"] for r in train_rows[-20:]),
+        "curves": {"step": [r["step"] for r in train_rows],
+                   "p": [r.get("augment/p", 0.0) for r in train_rows],
+                   "r_t": [r["d/sign_real"] for r in train_rows],
+                   "kid_step": [r["step"] for r in kid_rows],
+                   "kid": [r["metrics/kid"] for r in kid_rows]},
+    }
 
 
-def budget_tag(args) -> str:
-    return f"-{args.steps}steps" if args.steps else ""
+def result_path(out: Path, arm: str, seed: int) -> Path:
+    return out / f"{arm}-seed{seed}.json"
 
 
-def plot(results: list[dict], path: Path) -> None:
+def load_results(out: Path) -> dict[str, list[dict]]:
+    by_arm: dict[str, list[dict]] = {}
+    for path in sorted(out.glob("*-seed*.json")):
+        r = json.loads(path.read_text())
+        by_arm.setdefault(r["arm"], []).append(r)
+    return {arm: by_arm[arm] for arm in ARMS if arm in by_arm}
+
+
+def spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def table(by_arm: dict[str, list[dict]]) -> str:
+    baseline = statistics.mean(r["kid"] for r in by_arm["none"]) if "none" in by_arm else None
+    lines = ["| arm | seeds | steps (kimg) | final KID, mean ± sd | per seed | × none | best KID during training "
+             "| p at the end | r_t at the end | s per run |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for arm, runs in by_arm.items():
+        kids = [r["kid"] for r in runs]
+        ratio = f"{statistics.mean(kids) / baseline:.2f}" if baseline else "-"
+        lines.append(
+            f"| {arm} | {len(runs)} | {runs[0]['steps']} ({runs[0]['kimg']:g}) | {spread(kids)} | "
+            f"{', '.join(f'{k:.3f}' for k in kids)} | {ratio} | {spread([r['best_eval_kid'] for r in runs])} | "
+            f"{spread([r['final_p'] for r in runs])} | {spread([r['final_r_t'] for r in runs])} | "
+            f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
+    return "\n".join(lines)
+
+
+def plot(by_arm: dict[str, list[dict]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with_kid = any(r.get("kid_curve") for r in results)
-    fig, axes = plt.subplots(1, 3 if with_kid else 2, figsize=(15 if with_kid else 10, 3.6))
-    ax_p, ax_acc = axes[0], axes[1]
-    for r in results:
-        steps, p = zip(*r["p_curve"])
-        ax_p.plot(steps, p, label=f"{r['augment']} (KID {r['kid']:.3f})")
-        steps, acc = zip(*r["acc_curve"])
-        ax_acc.plot(steps, acc, label=r["augment"])
-        if with_kid and r.get("kid_curve"):
-            steps, kid = zip(*r["kid_curve"])
-            axes[2].plot(steps, kid, marker="o", ms=3, label=r["augment"])
-    if with_kid:
-        # the first evaluation (noise-like samples) is 100x the rest: a linear axis scaled to the
-        # later ones shows where the runs differ, and the first values are written in the title
-        curves = [[k for _, k in r["kid_curve"]] for r in results if r.get("kid_curve")]
-        later = [k for kids in curves for k in kids[1:]]
-        first = ", ".join(f"{r['augment']} {r['kid_curve'][0][1]:.1f}" for r in results if r.get("kid_curve"))
-        axes[2].set(xlabel="step", ylabel="KID (mnist features)",
-                    title=f"KID of the EMA G vs unseen digits\n(first evaluation off the chart: {first})")
-        if later:
-            axes[2].set_ylim(0, 1.1 * max(later))
-    ax_p.set(xlabel="step", ylabel="augmentation p", title="p over training")
-    ax_acc.set(xlabel="step", ylabel="D accuracy on reals", title="D's overfitting signal")
-    ax_acc.axhline(0.8, color="grey", lw=0.8, ls="--")  # r_t = 0.6 <=> accuracy 0.8
-    for ax in axes:
-        ax.legend()
+    fig, (ax_p, ax_r, ax_kid) = plt.subplots(1, 3, figsize=(16, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (arm, runs), colour in zip(by_arm.items(), colours):
+        for i, r in enumerate(runs):
+            c = r["curves"]
+            label = arm if i == 0 else None
+            ax_p.plot(c["step"], c["p"], color=colour, alpha=0.7, lw=1, label=label)
+            ax_r.plot(c["step"], _smooth(c["r_t"]), color=colour, alpha=0.7, lw=1, label=label)
+            ax_kid.plot(c["kid_step"], c["kid"], color=colour, alpha=0.7, lw=1, marker="o", ms=2, label=label)
+    ax_p.set(xlabel="step", ylabel="augmentation p", title="p (each seed a line)")
+    ax_r.set(xlabel="step", ylabel="r_t = E[sign D(real)]", title="D's overfitting signal r_t (smoothed)")
+    ax_r.axhline(0.6, color="grey", lw=0.8, ls="--")
+    later = [k for runs in by_arm.values() for r in runs for k in r["curves"]["kid"][2:]]
+    ax_kid.set(xlabel="step", ylabel="KID (mnist features)", title="KID of the EMA G vs unseen digits")
+    if later:
+        ax_kid.set_ylim(0, 1.1 * max(later))
+    for ax in (ax_p, ax_r, ax_kid):
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
+def _smooth(values: list[float], window: int = 10) -> list[float]:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=300)
-    parser.add_argument("--steps", type=int, default=None,
-                        help="equal step budgets instead of equal time (robust on a busy machine)")
-    parser.add_argument("--per-class", type=int, default=50)
-    parser.add_argument("--n", type=int, default=2000, help="generated images for KID")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="benchmarks/results")
-    parser.add_argument("--modes", default="none,ada",
-                        help="comma-separated: none, ada, fixed, diffaug, ada@TARGET")
-    parser.add_argument("--eval-every", type=int, default=None,
-                        help="steps between KID evaluations during training (a KID curve)")
-    parser.add_argument("--eval-n", type=int, default=1000, help="generated images per evaluation")
-    parser.add_argument("--only", default=None,
-                        help="train just this mode and save its result (run modes as parallel "
-                             "processes); a later call without --only plots what was saved")
+    parser.add_argument("--arms", default="none,ada,ada-keras,diffaug,fixed")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--per-class", type=int, default=10, help="training digits per class")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--ada-kimg", type=float, default=10.0,
+                        help="ADA's speed for the ada arms (the reference's 500 is the ada-500 arm)")
+    parser.add_argument("--fixed-p", type=float, default=0.3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--only", default=None, help="ARM:SEED: train just this run and save its result")
+    parser.add_argument("--table-only", action="store_true", help="table and plot from the saved results")
     args = parser.parse_args()
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    tag = budget_tag(args)
-    modes = args.modes.split(",")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     if args.only:
-        train_data, held_out = balanced_split(args.per_class)
-        result = run(args.only, train_data, held_out, args)
-        (Path(args.out) / f"ada{tag}-{args.only}.json").write_text(json.dumps(result, indent=1))
+        arm, _, seed = args.only.partition(":")
+        result = run(arm, int(seed or 0), args)
+        result_path(out, arm, result["seed"]).write_text(json.dumps(result, indent=1))
+        print(f"{arm} seed {result['seed']}: KID {result['kid']:.4f} (best during training "
+              f"{result['best_eval_kid']:.4f}), p {result['final_p']:.3f}, {result['seconds']:.0f} s")
         return
-    saved = {m: Path(args.out) / f"ada{tag}-{m}.json" for m in modes}
-    if not all(path.exists() for path in saved.values()):
-        train_data, held_out = balanced_split(args.per_class)
-    results = [json.loads(saved[m].read_text()) if saved[m].exists()
-               else run(m, train_data, held_out, args) for m in modes]
-    plot(results, Path(args.out) / f"ada_p{tag}.png")
-    summary = {"benchmark": "ada", "train_images": 10 * args.per_class,
-               "eval_images": 5000 - 10 * args.per_class, "size": 32,
-               "seconds_each": None if args.steps else args.seconds, "steps_each": args.steps,
-               "features": "mnist", "n_fake": args.n, "torch": torch.__version__, "results": results}
-    (Path(args.out) / f"ada{tag}.json").write_text(json.dumps(summary, indent=1))
-    for r in results:
-        print(f"{r['augment']:>5}: {r['steps']} steps, {r['kimg']} kimg, KID {r['kid']:.4f} "
-              f"± {r['kid_std']:.4f}, final p {r['final_p']:.3f}, D real acc {r['final_acc_real']:.2f}")
+    if not args.table_only:
+        for arm in args.arms.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                if not result_path(out, arm, seed).exists():
+                    result_path(out, arm, seed).write_text(json.dumps(run(arm, seed, args), indent=1))
+    by_arm = load_results(out)
+    plot(by_arm, out / "ada-curves.png")
+    text = table(by_arm)
+    (out / "table.md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

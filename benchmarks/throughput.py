@@ -27,15 +27,19 @@ from gankit.data import ImageData
 from gankit.training.trainer import Trainer, cpu_supports_bf16
 
 MODES = {
-    # name: (precision, channels_last, update, augmentation: (mode, p))
-    "fp32-nchw-alternating": ("fp32", False, "alternating", ("none", 0.0)),
-    "fp32-nchw-joint": ("fp32", False, "joint", ("none", 0.0)),
-    "fp32-cl-joint": ("fp32", True, "joint", ("none", 0.0)),
-    "fp32-cl-joint-aug0.5": ("fp32", True, "joint", ("fixed", 0.5)),  # ADA's ops at p = 0.5
-    # the same ops from kornia (optional: pip install kornia), to choose between the two
-    "fp32-cl-joint-kornia0.5": ("fp32", True, "joint", ("kornia", 0.5)),
-    "bf16-cl-joint": ("bf16", True, "joint", ("none", 0.0)),
-    "fp32-cl-joint-compile": ("fp32", True, "joint", ("none", 0.0)),  # torch.compile'd G and D
+    # name: (precision, channels_last, update, augmentation options)
+    "fp32-nchw-alternating": ("fp32", False, "alternating", {"mode": "none"}),
+    "fp32-nchw-joint": ("fp32", False, "joint", {"mode": "none"}),
+    "fp32-cl-joint": ("fp32", True, "joint", {"mode": "none"}),
+    # StyleGAN2-ADA's bgc at p = 0.5, anti-aliased as the reference (the default) and plain bilinear
+    "fp32-cl-joint-bgc0.5": ("fp32", True, "joint", {"mode": "fixed", "p": 0.5}),
+    "fp32-cl-joint-bgc0.5-plain": ("fp32", True, "joint", {"mode": "fixed", "p": 0.5, "antialias": False}),
+    "fp32-cl-joint-keras0.5": ("fp32", True, "joint", {"mode": "fixed", "p": 0.5, "pipe": "keras"}),
+    "fp32-cl-joint-diffaug": ("fp32", True, "joint", {"mode": "diffaug"}),
+    # kornia's modules for a similar chain (optional: pip install kornia), to choose between the two
+    "fp32-cl-joint-kornia0.5": ("fp32", True, "joint", {"mode": "kornia", "p": 0.5}),
+    "bf16-cl-joint": ("bf16", True, "joint", {"mode": "none"}),
+    "fp32-cl-joint-compile": ("fp32", True, "joint", {"mode": "none"}),  # torch.compile'd G and D
 }
 
 
@@ -58,29 +62,30 @@ def synthetic_data(size: int, channels: int, n: int = 1024) -> ImageData:
 
 
 def kornia_pipeline(p: float) -> torch.nn.Module:
-    """gankit's "ada" ops (x-flip, translation 1/8, rotation 1/8 turn, zoom 0.25 iso + aniso,
-    brightness, contrast, saturation) as kornia modules, each applied per sample with probability
-    p; RandomAffine does the geometric ops in one resampling, as gankit does."""
+    """A bgc-like chain from kornia's modules: x-flip, one RandomAffine (any rotation, translation
+    1/8, zoom 2^+-0.2), colour jitter, each module applied per sample with probability p. Less
+    work than bgc (each *module* is decided per sample, not each op) and not anti-aliased."""
     import kornia.augmentation as K
 
     return K.AugmentationSequential(
         K.RandomHorizontalFlip(p=p),
-        K.RandomAffine(degrees=45.0, translate=(0.125, 0.125), scale=(0.75, 1.25, 0.75, 1.25), p=p,
+        K.RandomAffine(degrees=180.0, translate=(0.125, 0.125), scale=(0.87, 1.15, 0.87, 1.15), p=p,
                        padding_mode="reflection"),
         K.ColorJitter(brightness=0.2, contrast=0.5, saturation=1.0, p=p),
     )
 
 
 def build_trainer(mode: str, size: int, channels: int, batch: int, tmp: str) -> Trainer:
-    precision, channels_last, update, (aug_mode, p) = MODES[mode]
+    precision, channels_last, update, augment = MODES[mode]
+    kornia = augment["mode"] == "kornia"
     config = resolve_config({"data": {"size": size, "channels": channels}, "batch": batch,
                              "precision": precision, "channels_last": channels_last,
                              "update": update, "runs_dir": tmp, "progress": False,
-                             "augment": {"mode": "none" if aug_mode == "kornia" else aug_mode, "p": p},
+                             "augment": {"mode": "none"} if kornia else augment,
                              "compile": mode.endswith("-compile")})
     trainer = Trainer(config, synthetic_data(size, channels), run_dir=tmp)
-    if aug_mode == "kornia":
-        trainer.nets.augment = kornia_pipeline(p)
+    if kornia:
+        trainer.nets.augment = kornia_pipeline(augment["p"])
     return trainer
 
 
@@ -89,25 +94,32 @@ def one_step(trainer: Trainer) -> None:
     trainer.ema.update(trainer.nets.G)
 
 
-def measure(mode: str, args) -> dict:
-    trainer = build_trainer(mode, args.size, args.channels, args.batch, args.tmp)
-    with FlopCounterMode(display=False) as counter:
-        one_step(trainer)
-    gflop_per_step = counter.get_total_flops() / 1e9
-    for _ in range(args.warmup):
-        one_step(trainer)
-    times = []
+def measure(modes: list[str], args) -> dict[str, dict]:
+    """Time the modes' steps interleaved (one step of each in turn), so that a noisy neighbour on
+    the machine slows every mode alike and the ratios between them hold."""
+    trainers = {mode: build_trainer(mode, args.size, args.channels, args.batch, args.tmp) for mode in modes}
+    flops = {}
+    for mode, trainer in trainers.items():
+        with FlopCounterMode(display=False) as counter:
+            one_step(trainer)
+        flops[mode] = counter.get_total_flops() / 1e9
+        for _ in range(args.warmup):
+            one_step(trainer)
+    times = {mode: [] for mode in modes}
     for _ in range(args.steps):
-        start = time.perf_counter()
-        one_step(trainer)
-        times.append(time.perf_counter() - start)
-    step_time = statistics.median(times)
-    images_per_s = args.batch / step_time
-    return {"mode": mode, "images_per_s": round(images_per_s, 1),
-            "gflop_per_image": round(gflop_per_step / args.batch, 3),
-            "gflops": round(gflop_per_step / step_time, 1),
-            "step_ms_median": round(step_time * 1000, 1),
-            "step_ms_min": round(min(times) * 1000, 1)}
+        for mode, trainer in trainers.items():
+            start = time.perf_counter()
+            one_step(trainer)
+            times[mode].append(time.perf_counter() - start)
+    rows = {}
+    for mode in modes:
+        step_time = statistics.median(times[mode])
+        rows[mode] = {"mode": mode, "images_per_s": round(args.batch / step_time, 1),
+                      "gflop_per_image": round(flops[mode] / args.batch, 3),
+                      "gflops": round(flops[mode] / step_time, 1),
+                      "step_ms_median": round(step_time * 1000, 1),
+                      "step_ms_min": round(min(times[mode]) * 1000, 1)}
+    return rows
 
 
 def main() -> None:
@@ -115,7 +127,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=15, help="timed steps per mode (median reported)")
+    parser.add_argument("--steps", type=int, default=15, help="timed steps per mode, interleaved (median reported)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--tmp", default="/tmp/gankit-throughput")
@@ -127,20 +139,28 @@ def main() -> None:
     fp32_matmul = matmul_gflops(torch.float32)
     bf16_matmul = matmul_gflops(torch.bfloat16) if bf16_native else None
     modes = [m for m in args.modes.split(",") if m]
-    results = []
+    skipped = {}
     for mode in modes:
-        if MODES[mode][3][0] == "kornia":
+        if MODES[mode][3]["mode"] == "kornia":
             try:
                 import kornia  # noqa: F401
             except ImportError:
-                results.append({"mode": mode, "skipped": "kornia is not installed"})
-                continue
+                skipped[mode] = "kornia is not installed"
         if MODES[mode][0] == "bf16" and not bf16_native:
-            results.append({"mode": mode, "skipped": "CPU has no native bf16 (AVX-512 BF16 / AMX)"})
+            skipped[mode] = "CPU has no native bf16 (AVX-512 BF16 / AMX)"
+    measured = measure([m for m in modes if m not in skipped], args)
+    results = []
+    for mode in modes:
+        if mode in skipped:
+            results.append({"mode": mode, "skipped": skipped[mode]})
             continue
-        row = measure(mode, args)
+        row = measured[mode]
         reference = bf16_matmul if MODES[mode][0] == "bf16" else fp32_matmul
         row["share_of_matmul"] = round(row["gflops"] / reference, 3)
+        if "fp32-cl-joint" in measured and mode != "fp32-cl-joint" and MODES[mode][0] == "fp32":
+            # the step's extra time over the plain step, measured interleaved with it
+            plain = measured["fp32-cl-joint"]["step_ms_median"]
+            row["overhead_vs_plain"] = round(row["step_ms_median"] / plain - 1, 3)
         results.append(row)
     fp32_best = max((r["images_per_s"] for r in results if r["mode"].startswith("fp32") and "images_per_s" in r), default=None)
     for r in results:
@@ -156,13 +176,14 @@ def main() -> None:
     }
     print(f"matmul 2048^2: fp32 {fp32_matmul:.0f} GFLOP/s" +
           (f", bf16 {bf16_matmul:.0f} GFLOP/s" if bf16_matmul else ", bf16 not native on this CPU"))
-    print(f"{'mode':<24}{'img/s':>8}{'GFLOP/img':>11}{'GFLOP/s':>9}{'of matmul':>11}{'step ms':>9}")
+    print(f"{'mode':<28}{'img/s':>8}{'GFLOP/img':>11}{'GFLOP/s':>9}{'of matmul':>11}{'step ms':>9}{'vs plain':>10}")
     for r in results:
         if "skipped" in r:
-            print(f"{r['mode']:<24}  skipped: {r['skipped']}")
+            print(f"{r['mode']:<28}  skipped: {r['skipped']}")
         else:
-            print(f"{r['mode']:<24}{r['images_per_s']:>8}{r['gflop_per_image']:>11}{r['gflops']:>9}"
-                  f"{r['share_of_matmul']:>11.0%}{r['step_ms_median']:>9}")
+            extra = f"{r['overhead_vs_plain']:+.1%}" if "overhead_vs_plain" in r else ""
+            print(f"{r['mode']:<28}{r['images_per_s']:>8}{r['gflop_per_image']:>11}{r['gflops']:>9}"
+                  f"{r['share_of_matmul']:>11.0%}{r['step_ms_median']:>9}{extra:>10}")
     print(json.dumps(summary))
     if args.json:
         with open(args.json, "w") as f:

@@ -276,6 +276,13 @@ def test_warp_equals_the_references_padded_construction():
     assert torch.allclose(mine.double(), reference, atol=1e-5)
 
 
+def test_warp_has_exact_second_derivatives_for_r1_through_it():
+    """R1 through the augmentation differentiates D's input gradient again (double backward)."""
+    x = images(n=1, channels=1, size=6).double().requires_grad_()
+    inverse = ops.rotate2d(torch.tensor([0.4])) @ ops.scale2d(torch.tensor([1.2]), torch.tensor([0.9]))
+    assert torch.autograd.gradgradcheck(lambda im: warp(im, inverse).square(), (x,))
+
+
 def test_antialiasing_suppresses_aliasing_when_zooming_out():
     """Stripes near the Nyquist frequency, shrunk 1.7x, are finer than the output can hold: an
     ideal resampler removes them; plain bilinear sampling folds them into coarse false stripes."""

@@ -88,8 +88,9 @@ def _matrix(kind: str, args: tuple, device: str) -> Tensor:
 
 
 def _along_axes(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """rows @ x @ cols^T for every (B, C) plane: (B, C, H, W) -> (B, C, R, K)."""
-    return torch.matmul(torch.matmul(rows, x), cols.t())
+    """rows @ x @ cols^T for every (B, C) plane: (B, C, H, W) -> (B, C, R, K) (width first:
+    measured the fastest order on a CPU)."""
+    return torch.matmul(rows, torch.matmul(x, cols.t()))
 
 
 def _centred_grid(h: int, w: int, step: float, inverse: Tensor) -> tuple[Tensor, Tensor]:
