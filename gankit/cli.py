@@ -625,10 +625,11 @@ def stylize(
 
 @app.command("list")
 def list_registered(
-    section: Optional[str] = typer.Argument(None, help="Only this: recipes, losses, penalties, updates, datasets, features or presets."),
+    section: Optional[str] = typer.Argument(None, help="Only this: recipes, losses, penalties, updates, augpipes, augment-ops, datasets, features or presets."),
 ):
-    """List the registered recipes, losses, penalties, update strategies, datasets, feature
-    extractors and the bundled presets."""
+    """List the registered recipes, losses, penalties, update strategies, augmentation pipelines
+    and ops, datasets, feature extractors and the bundled presets."""
+    from .augment import OP_NAMES, PIPE_NAMES
     from .config import preset_names
     from .data import DATASETS
     from .losses import LOSSES, PENALTIES
@@ -637,13 +638,15 @@ def list_registered(
     from .variants import RECIPES
 
     sections = {"recipes": RECIPES.names(), "losses": LOSSES.names(), "penalties": PENALTIES.names(),
-                "updates": UPDATES.names(), "datasets": DATASETS.names(),
+                "updates": UPDATES.names(), "augpipes": list(PIPE_NAMES), "augment-ops": list(OP_NAMES),
+                "datasets": DATASETS.names(),
                 "features": FEATURE_EXTRACTORS.names(), "presets": preset_names()}
     if section is not None and section not in sections:
         raise GankitError(f"nothing to list as {section!r}: use one of {', '.join(sections)}")
     for title, names in sections.items():
         if section in (None, title):
-            label = "presets (--config NAME)" if title == "presets" else title
+            label = {"presets": "presets (--config NAME)", "augpipes": "augpipes (--augpipe)",
+                     "augment-ops": "augment-ops (--set augment.ops.NAME=multiplier)"}.get(title, title)
             typer.echo(f"{label}: {', '.join(names)}")
 
 

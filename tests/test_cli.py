@@ -82,6 +82,12 @@ def one_line_error(code, err):
         (["train", "--config", "{tmp}/nope.yaml"], "not found"),
         (["train", "--data", "digits", "--set", "model.width=0"], "must be at least 1"),
         (["train", "--data", "digits", "--set", "optim.lr_g=abc"], "should be of type float"),
+        (["train", "--data", "digits", "--augpipe", "bgx"], "unknown augmentation pipeline 'bgx'"),
+        (["train", "--data", "digits", "--ada-kimg", "0"], "--ada-kimg 0 must be positive"),
+        (["train", "--data", "digits", "--p", "nan"], "must be a probability"),
+        (["train", "--data", "digits", "--set", "augment.ops.spin=1"], "unknown augmentation 'spin'"),
+        (["train", "--data", "digits", "--loss", "wasserstein", "--aug", "ada"], "no real/fake boundary"),
+        (["train", "--data", "digits", "--aug", "diffaug", "--diffaug-policy", "zoom"], "--diffaug-policy 'zoom'"),
         (["train", "--data", "digits", "--runs-dir", "{tmp}/garbage.pt/runs"], "cannot access"),
         (["sample", "{tmp}/missing.pt", "--out", "{tmp}/x.png"], "does not exist"),
         (["sample", "{tmp}/garbage.pt", "--out", "{tmp}/x.png"], "damaged or not a gankit checkpoint"),
@@ -134,6 +140,7 @@ def test_console_script_prints_one_line_not_a_traceback(tmp_path):
 def test_list_shows_registered_names(capsys):
     code, out, _ = run(["list"], capsys)
     assert code == 0 and "dcgan" in out and "nonsaturating" in out and "mnist5k" in out
+    assert "bgcfnc" in out and "keras" in out and "lumaflip" in out  # augmentation pipelines and ops
 
 
 def test_yaml_style_floats_and_corrupt_file_warnings_are_friendly(tmp_path, capsys):

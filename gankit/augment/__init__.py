@@ -73,7 +73,8 @@ def check_config(cfg) -> None:
         raise GankitError("augment.ops sets multipliers of StyleGAN2-ADA's ops; the keras pipeline "
                           "has none: drop augment.ops or choose --augpipe bgc")
     if not _number(cfg.ada_kimg) or cfg.ada_kimg <= 0:
-        raise GankitError(f"--ada-kimg {cfg.ada_kimg} must be positive: the thousands of images p "
+        shown = f"{cfg.ada_kimg:g}" if isinstance(cfg.ada_kimg, float) else cfg.ada_kimg
+        raise GankitError(f"--ada-kimg {shown} must be positive: the thousands of images p "
                           "takes to move by 1 (500 is the reference's)")
     if not isinstance(cfg.interval, int) or cfg.interval < 1:
         raise GankitError(f"--ada-interval {cfg.interval} must be at least 1 (steps between updates of p)")
