@@ -65,7 +65,7 @@ def arm_options(arm: str, args) -> dict:
 
 
 def run(arm: str, seed: int, args) -> dict:
-    from gankit.config import resolve_config
+    from gankit.config import load_preset, resolve_config
     from gankit.metrics import KID_MEAN, KID_STD, compute_metrics, load_feature_extractor
     from gankit.training.trainer import Trainer
     from gankit.visualize import save_grid, to_unit_range
@@ -77,7 +77,9 @@ def run(arm: str, seed: int, args) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     augment = arm_options(arm, args)
+    preset = load_preset(args.config) if args.config else {}
     config = resolve_config({
+        **preset,
         "data": {"size": 32, "channels": 1}, "seed": seed, "batch": args.batch, "steps": args.steps,
         "augment": augment, "progress": False, "log_every": 10, "sample_every": 10**9,
         "checkpoint_every": 10**9, "runs_dir": str(out / "runs"),
@@ -100,7 +102,8 @@ def run(arm: str, seed: int, args) -> dict:
     train_rows = [r for r in rows if "d/sign_real" in r]
     kid_rows = [r for r in rows if "metrics/kid" in r]
     return {
-        "arm": arm, "seed": seed, "augment": augment, "steps": result.step, "seconds": round(seconds, 1),
+        "arm": arm, "seed": seed, "config": args.config or "dcgan", "per_class": args.per_class,
+        "augment": augment, "steps": result.step, "seconds": round(seconds, 1),
         "kimg": round(result.images_seen / 1000, 1), "kid": scores[KID_MEAN], "kid_std": scores[KID_STD],
         "best_eval_kid": min((r["metrics/kid"] for r in kid_rows), default=None),
         "final_p": train_rows[-1].get("augment/p", 0.0),
@@ -193,6 +196,8 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=10, help="training digits per class")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--config", default=None,
+                        help="a preset for the nets (default: the dcgan recipe, the keras example's)")
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--ada-kimg", type=float, default=10.0,
                         help="ADA's speed for the ada arms (the reference's 500 is the ada-500 arm)")
