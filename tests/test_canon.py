@@ -18,23 +18,10 @@ from gankit.training import checkpoint as ckpt
 from gankit.training.replay import ReplayBuffer
 from gankit.variants import DataSpec, get_recipe
 
-from test_training import assert_same_tensors
-
-TINY_DATA = {"source": "digits", "size": 16}
-
+from helpers import TINY_DATA, assert_same_tensors, metrics_rows, tiny_options
 
 def tiny_run(tmp_path, recipe="convgan", **overrides):
-    options = {"recipe": recipe, "data": TINY_DATA, "model": dict(get_recipe(recipe).tiny),
-               "batch": 8, "log_every": 1, "sample_every": 100, "checkpoint_every": 100,
-               "progress": False, "grid_size": 4, "runs_dir": str(tmp_path / "runs"),
-               "augment": {"mode": "none"}}
-    for key, value in overrides.items():
-        options[key] = {**options[key], **value} if isinstance(value, dict) and key in options else value
-    return options
-
-
-def metrics_rows(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return tiny_options(tmp_path / "runs", recipe, **overrides)
 
 
 # ---------------------------------------------------------------- losses and targets

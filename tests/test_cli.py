@@ -9,23 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit.cli import main
+from gankit.cli import main  # noqa: F401  (the command line under test)
+
+from helpers import one_line_error, run_cli as run
 from gankit.training import checkpoint as ckpt
 
 TINY = ["--data", "digits", "--size", "16", "--batch", "8", "--no-progress",
         "--set", "model.width=8", "--set", "model.latent_dim=8", "--sample-every", "2",
         "--checkpoint-every", "2"]
-
-
-def run(argv, capsys):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_train_sample_resume_end_to_end(tmp_path, capsys):
@@ -60,13 +51,6 @@ def test_train_sample_resume_end_to_end(tmp_path, capsys):
     ckpt_file = ckpt.list_checkpoints(run_dir)[-1]
     assert run(["sample", str(ckpt_file), "--n", "5", "--out", str(again), "--seed", "1"], capsys)[0] == 0
     assert np.array_equal(np.load(again)["images"], images)
-
-
-def one_line_error(code, err):
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert code != 0
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.mark.parametrize(

@@ -23,33 +23,22 @@ from gankit.training.replay import ReplayBuffer
 from gankit.training.schedule import linear_decay
 from gankit.variants import RECIPES, DataSpec, get_recipe
 
-from test_cli import one_line_error, run
-from test_training import assert_same_tensors
+from helpers import one_line_error, run_cli as run
+from helpers import assert_same_tensors, metrics_rows, tiny_options, with_overrides
 
 TRANSLATORS = [name for name in RECIPES.names() if get_recipe(name).data_kind == "unpaired"]
 PAIR = {"source": "digits-a", "source_b": "digits-b", "size": 16}
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    # these nets are tiny: on a shared 2-core machine one thread is several times faster
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    pass
 
 
 def tiny(tmp_path, **overrides):
-    options = {"recipe": "cyclegan", "data": dict(PAIR), "model": dict(get_recipe("cyclegan").tiny),
-               "batch": 2, "log_every": 1, "sample_every": 100, "checkpoint_every": 100,
-               "progress": False, "runs_dir": str(tmp_path / "runs")}
-    for key, value in overrides.items():
-        options[key] = {**options[key], **value} if isinstance(value, dict) and key in options else value
-    return options
-
-
-def metrics_rows(run_dir):
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    options = tiny_options(tmp_path / "runs", "cyclegan", data=dict(PAIR), batch=2)
+    del options["grid_size"]  # the recipe's own: sheets of 8
+    return with_overrides(options, **overrides)
 
 
 # ---------------------------------------------------------------- the networks

@@ -10,6 +10,8 @@ from gankit.api import LoadedGenerator
 from gankit.errors import GankitError
 from gankit.visualize import progress_gif, save_gif, save_grid
 
+from helpers import run_cli as run
+
 # --------------------------------------------------------------------------------------------
 # Stand-ins: the StyleGAN-style interface (mapping, num_ws, synthesis, w_avg) and a plain G.
 
@@ -305,18 +307,6 @@ def tiny_run(tmp_path_factory):
         train({"data": {"source": "digits", "size": 16, "limit": 64}, "model": {"latent_dim": 8, "width": 8},
                "batch": 8, "sample_every": 2, "progress": False, "runs_dir": str(runs), "name": "t"}, steps=4)
     return runs / "t"
-
-
-def run(argv, capsys):
-    from gankit.cli import main
-
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_progress_and_interpolate(tiny_run, tmp_path, capsys):

@@ -18,7 +18,11 @@ from gankit.metrics import FEATURE_EXTRACTORS, INCEPTION_ENV
 from gankit.metrics.memorisation import (FLAGGED, MEDIAN_GENERATED, MEDIAN_TRAIN, RATIO, THRESHOLD,
                                          check_memorisation, memorisation_report, nearest,
                                          pool_pixels, side_by_side, training_images)
-from test_cli import TINY, one_line_error, run  # the tiny training run and the in-process CLI
+from helpers import one_line_error, run_cli as run
+
+TINY = ["--data", "digits", "--size", "16", "--batch", "8", "--no-progress",
+        "--set", "model.width=8", "--set", "model.latent_dim=8", "--sample-every", "2",
+        "--checkpoint-every", "2"]
 
 
 @pytest.fixture(autouse=True)

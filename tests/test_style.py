@@ -15,7 +15,7 @@ from gankit.nn.equalized import EqualizedConv2d, EqualizedLinear, ModulatedConv2
 from gankit.training import checkpoint as ckpt
 from gankit.variants import get_recipe
 
-from test_training import assert_same_tensors
+from helpers import assert_same_tensors
 
 
 def tiny(tmp_path, recipe, **overrides):

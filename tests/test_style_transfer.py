@@ -26,6 +26,8 @@ from gankit.style_transfer import (CONTENT, CONTENT_LAYER, RANDOM, STYLE, STYLE_
                                    load_image, load_vgg19, prepare_image, style_loss, stylize,
                                    total_variation, vgg19_hub_path, vgg19_layer_names)
 
+from helpers import run_cli as run
+
 TINY = dict(size=64, steps=6, weights=RANDOM)  # ~1 s per run on 2 CPU cores
 
 
@@ -264,16 +266,6 @@ def test_bad_settings_are_user_errors():
 
 # --------------------------------------------------------------------------------------------
 # Command line
-
-
-def run(argv, capsys):
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from gankit.errors import GankitError
 from gankit.training import checkpoint as ckpt
 from gankit.training.ema import EMA
 
+from helpers import assert_same_tensors, final_state
+
 TINY = {"data": {"source": "digits", "size": 16}, "model": {"latent_dim": 8, "width": 8},
         "batch": 8, "log_every": 2, "sample_every": 3, "checkpoint_every": 4, "progress": False,
         "grid_size": 4}
@@ -20,24 +22,6 @@ TINY = {"data": {"source": "digits", "size": 16}, "model": {"latent_dim": 8, "wi
 
 def tiny(tmp_path, **overrides):
     return {**TINY, "runs_dir": str(tmp_path / "runs"), **overrides}
-
-
-def final_state(result):
-    return ckpt.load_checkpoint(result.run_dir)
-
-
-def assert_same_tensors(a, b, where=""):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"tensors differ at {where}"
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_same_tensors(a[key], b[key], f"{where}/{key}")
-    elif isinstance(a, (list, tuple)):
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same_tensors(x, y, f"{where}/{i}")
-    else:
-        assert a == b, f"{where}: {a} != {b}"
 
 
 def test_same_seed_same_weights_and_another_seed_differs(tmp_path):
