@@ -8,20 +8,20 @@
 
 from __future__ import annotations
 
-import datetime
 import warnings
 from pathlib import Path
 
 import torch
-import yaml
 
-from .config import (DEFAULT_STEPS, TrainConfig, default_features, from_dict, merge, resolve_config,
-                     to_dict, upgrade_saved_config, validate)
-from .data import DATA_KINDS
+from .config import TrainConfig, from_dict, merge, to_dict, upgrade_saved_config
 from .errors import DesignWarning, GankitError
+from .resolve import complete_bounds, resolve_config, validate
+from .run import build_run
+from .tasks import task_of
 from .training import checkpoint as ckpt
 from .training import distributed
-from .training.trainer import TrainResult, Trainer, select_device
+from .training.device import select_device
+from .training.trainer import TrainResult
 from .variants import DataSpec, get_recipe
 from .visualize import to_unit_range
 
@@ -30,53 +30,6 @@ from .visualize import to_unit_range
 RESUMABLE = {"steps", "epochs", "time_budget", "sample_every", "checkpoint_every",
              "keep_checkpoints", "log_every", "progress", "device", "guard_patience", "max_rollbacks",
              "runs_dir"}
-
-
-def _new_run_name(config: TrainConfig) -> str:
-    source = Path(config.data.source).name or "data"
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{config.recipe}-{source}"
-
-
-def _make_run_dir(config: TrainConfig) -> Path:
-    runs = Path(config.runs_dir)
-    if config.name is not None:
-        run_dir = runs / config.name
-        if ckpt.list_checkpoints(run_dir):
-            raise GankitError(
-                f"run folder {run_dir} already holds checkpoints: continue it with "
-                f"`--resume {run_dir}` or choose another --name"
-            )
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise GankitError(f"run folder {run_dir} exists and is not empty: choose another --name "
-                              "or remove the folder")
-    else:
-        base = _new_run_name(config)
-        run_dir, n = runs / base, 1
-        while run_dir.exists():
-            n += 1
-            run_dir = runs / f"{base}-{n}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def _prepare_eval(config: TrainConfig, data):
-    """(training images, held-out images, feature extractor), the last two None without
-    evaluation. The split depends only on the data, so a resumed run holds out the same images;
-    the extractor loads before any folder is written (inception without weights fails here)."""
-    if config.eval.every is None:
-        return data, None, None
-    from .metrics import load_feature_extractor
-
-    weights = config.eval.inception_weights if config.eval.features.startswith("inception") else None
-    extractor = load_feature_extractor(config.eval.features, weights)
-    train_part, held_out = data.split(config.eval.holdout, seed=0)
-    return train_part, held_out, extractor
-
-
-def load_data(config: TrainConfig):
-    """What the recipe trains on: one dataset, or two unpaired domains (its `data_kind`)."""
-    return DATA_KINDS.get(get_recipe(config.recipe).data_kind)(config.data, progress=config.progress)
 
 
 def _absolute_paths(options: dict) -> dict:
@@ -101,10 +54,6 @@ def _absolute_paths(options: dict) -> dict:
     return options
 
 
-def _write_config(config: TrainConfig, run_dir: Path) -> None:
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-
-
 def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None = None,
           **overrides) -> TrainResult:
     """Train a GAN. `config` (a TrainConfig or a dict of options) and keyword `overrides`
@@ -116,23 +65,8 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
     distributed.setup()  # under torchrun: join the process group (a no-op otherwise)
     if resume is not None:
         return _resume(resume, options)
-    config = resolve_config(_absolute_paths(options))
-    if config.steps is None and config.epochs is None and config.time_budget is None:
-        config.steps = DEFAULT_STEPS
-    recipe = get_recipe(config.recipe)
-    # A size the models cannot make fails here, before any decoding or writing.
-    recipe.check(recipe.options(config.model), DataSpec(config.data.size, config.data.channels or 3))
-    if config.eval.every is not None and config.eval.features is None:
-        config.eval.features = default_features(config.data.source)
-    data = load_data(config)
-    config.data.channels = data.channels  # record what "auto" resolved to
-    data, held_out, extractor = _prepare_eval(config, data)
-    # rank 0 names and makes the run folder; the other ranks use the same one
-    run_dir = Path(distributed.broadcast_object(str(_make_run_dir(config)) if distributed.is_main() else None))
-    trainer = Trainer(config, data, run_dir, eval_data=held_out, extractor=extractor)
-    if distributed.is_main():
-        _write_config(config, run_dir)
-    return trainer.train()
+    config = complete_bounds(resolve_config(_absolute_paths(options)))
+    return build_run(config).train()
 
 
 def _resume(path: str | Path, options: dict) -> TrainResult:
@@ -160,13 +94,7 @@ def _resume(path: str | Path, options: dict) -> TrainResult:
     validate(config)
     if run_dir is None:  # a checkpoint file from elsewhere: continue it in a new run folder
         config.name = None
-        run_dir = Path(distributed.broadcast_object(str(_make_run_dir(config)) if distributed.is_main() else None))
-    data = load_data(config)
-    data, held_out, extractor = _prepare_eval(config, data)
-    trainer = Trainer(config, data, run_dir, state=state, eval_data=held_out, extractor=extractor)
-    if distributed.is_main():
-        _write_config(config, run_dir)
-    return trainer.train()
+    return build_run(config, state=state, run_dir=run_dir).train()
 
 
 class LoadedGenerator:
@@ -281,7 +209,7 @@ def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
     """Load the EMA generator from a checkpoint file or a run folder (its latest checkpoint)."""
     state = ckpt.load_checkpoint(path)
     config = from_dict(TrainConfig, upgrade_saved_config(state["config"]), "checkpoint config")
-    if get_recipe(config.recipe).data_kind != "images":
+    if get_recipe(config.recipe).task != "generation":
         raise GankitError(f"{path} holds a {config.recipe} model, which translates images rather than "
                           "generating them from noise: use `gankit translate apply`")
     data = state.get("data", {})
@@ -331,7 +259,7 @@ def load_translator(path: str | Path, device: str = "cpu") -> Translator:
     state = ckpt.load_checkpoint(path)
     config = from_dict(TrainConfig, upgrade_saved_config(state["config"]), "checkpoint config")
     recipe = get_recipe(config.recipe)
-    if recipe.data_kind != "unpaired":
+    if recipe.task not in ("unpaired", "paired"):
         raise GankitError(f"{path} is not a CycleGAN checkpoint (it holds a {config.recipe} model, "
                           "which generates images from noise): give a run of `gankit translate "
                           "train`, or use `gankit sample` for this one")

@@ -489,7 +489,7 @@ def evaluate(
     import torch
 
     from .api import load_generator
-    from .config import default_features
+    from .metrics import default_features
     from .data import load_dataset
     from .metrics import compute_metrics
 

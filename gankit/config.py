@@ -1,8 +1,12 @@
-"""Typed run configuration: dataclass defaults < recipe defaults < YAML preset < command line.
+"""Typed run configuration: the dataclasses, their YAML / dict form, and the bundled presets.
 
 Every field carries a default and a one-line reason. Unknown keys are an error (a typo must not
 silently train the wrong thing). The resolved config is written into each run folder and stored
 in every checkpoint; it alone rebuilds the run.
+
+This module is a leaf: it imports no other part of gankit but its error type, so every component
+can import it. Resolving a config (defaults < recipe < preset < flags) and validating it, which
+needs the components, is resolve.py's job.
 """
 
 from __future__ import annotations
@@ -72,15 +76,6 @@ class EvalConfig:
     inception_weights: str | None = None  # a local copy of the FID Inception weights
 
 
-DIGIT_DATASETS = ("mnist5k", "digits", "mnist")
-ATTRIBUTE_DATASETS = ("celeba",)  # built-ins with attribute columns of their own (label_column alone)
-
-
-def default_features(source: str) -> str:
-    """The digit classifier's features for digit datasets, Inception's for everything else."""
-    return "mnist" if source in DIGIT_DATASETS else "inception"
-
-
 @dataclass
 class TargetConfig:
     # D's targets for reals / fakes; see losses/targets.py for what each does and why
@@ -110,6 +105,10 @@ class OptimConfig:
     beta2: float = 0.999  # Adam default
     # Constant, then linearly falling to zero (CycleGAN: 100 epochs constant, 100 decaying). The
     # positions are absolute and saved with the run, so a resumed run keeps its schedule.
+    # share of the run, at its end, over which both rates fall linearly to zero (None: the
+    # recipe's, 0.5 for CycleGAN; 0: constant); turned into decay_start / decay_length when a
+    # run starts, from --steps or --epochs
+    decay: float | None = None
     decay_start: float | None = None  # where both learning rates start to fall (None: constant)
     decay_length: float | None = None  # how long they take to reach zero from there
     decay_unit: str = "steps"  # steps | epochs (passes over the data): the unit of the two above
@@ -158,11 +157,6 @@ class TrainConfig:
     max_rollbacks: int = 3  # rollbacks before giving up with an error
 
 
-CROPS = ("center", "random", "none")
-AUGMENT_MODES = ("ada", "fixed", "diffaug", "none")
-OPTIMIZERS = ("adam", "rmsprop")
-DECAY_UNITS = ("steps", "epochs")
-PRECISIONS = ("fp32", "bf16", "fp16")
 DEFAULT_STEPS = 3000  # when no bound is given: ~8 minutes at 32 px on a 2-core CPU
 
 
@@ -295,158 +289,3 @@ def upgrade_saved_config(values: dict) -> dict:
     if isinstance(augment, dict) and isinstance(augment.get("ops"), dict):
         augment["ops"] = {RENAMED_AUGMENT_OPS.get(k, k): v for k, v in augment["ops"].items()}
     return values
-
-
-def resolve_config(overrides: dict | None = None) -> TrainConfig:
-    """Dataclass defaults < the recipe's defaults < `overrides`, validated."""
-    from .variants import get_recipe  # local import: recipes import models, models import config
-
-    overrides = overrides or {}
-    recipe_name = overrides.get("recipe", TrainConfig.recipe)
-    recipe = get_recipe(recipe_name)
-    values = merge(to_dict(TrainConfig()), recipe.defaults)
-    values = merge(values, overrides)
-    config = from_dict(TrainConfig, values)
-    # The model options are the recipe's own dataclass: fill its defaults, reject unknown keys.
-    options = from_dict(recipe.model_config, config.model, "model")
-    recipe.check(options)
-    config.model = to_dict(options)
-    validate(config)
-    return config
-
-
-def validate(config: TrainConfig) -> None:
-    """Checks that need more than one field or a range; each names the fix."""
-    choices = {
-        "data.crop": (config.data.crop, CROPS),
-        "optim.name": (config.optim.name, OPTIMIZERS),
-        "precision": (config.precision, PRECISIONS),
-        "augment.mode": (config.augment.mode, AUGMENT_MODES),
-        "optim.decay_unit": (config.optim.decay_unit, DECAY_UNITS),
-    }
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise GankitError(f"option {key}={value!r} is not valid: use one of {', '.join(allowed)}")
-    if config.data.channels not in (None, 1, 3):
-        raise GankitError(f"--channels {config.data.channels} is not supported: use 1 or 3")
-    from .losses import LOSSES, PENALTIES  # registries: a typo fails before any data is loaded
-    from .training.updates import UPDATES
-
-    loss = LOSSES.get(config.loss)
-    update = UPDATES.get(config.update)
-    check_data_kind(config, update)
-    if config.penalty != "none":
-        PENALTIES.get(config.penalty)
-    if config.penalty_weight is not None and config.penalty_weight < 0:
-        raise GankitError(f"penalty_weight={config.penalty_weight} must be 0 or more")
-    targets = config.targets
-    if not (0.0 <= targets.smoothing < 0.5 and 0.0 <= targets.noise <= 0.5 and 0.0 <= targets.flip < 0.5):
-        raise GankitError("targets.smoothing and targets.flip must be in [0, 0.5) and targets.noise in "
-                          "[0, 0.5] (0.1, 0.1 and 0.05 are usual)")
-    if targets.active and not loss.uses_targets:
-        raise GankitError(f"the {config.loss} loss has no targets to smooth, noise or flip: use "
-                          "--loss nonsaturating / lsgan, or drop the targets options")
-    if config.replay.size < 0 or not 0.0 < config.replay.fraction <= 1.0:
-        raise GankitError(f"replay.size={config.replay.size} must be 0 (off) or more and replay.fraction="
-                          f"{config.replay.fraction} in (0, 1] (0.5 is usual)")
-    if config.d_skip_below is not None and config.d_skip_below <= 0:
-        raise GankitError(f"d_skip_below={config.d_skip_below} must be positive (or unset)")
-    if loss.boundary is None and (config.augment.mode == "ada" or config.d_skip_below is not None):
-        raise GankitError(
-            f"the {config.loss} loss has no real/fake boundary, so D's overfitting signal (ADA) and "
-            "D-skip have nothing to read: use --aug fixed|diffaug|none and no --d-skip-below, or "
-            "another --loss")
-    if config.update == "joint" and (config.d_steps > 1 or config.g_steps > 1):
-        raise GankitError(
-            f"the joint update makes one D and one G step from one pass (d_steps={config.d_steps}, "
-            f"g_steps={config.g_steps}): use --update alternating for several D or G steps")
-    positive = {"batch": config.batch, "data.size": config.data.size, "d_steps": config.d_steps,
-                "g_steps": config.g_steps, "penalty_every": config.penalty_every,
-                "guard_patience": config.guard_patience,
-                "sample_every": config.sample_every, "checkpoint_every": config.checkpoint_every,
-                "keep_checkpoints": config.keep_checkpoints, "log_every": config.log_every,
-                "grid_size": config.grid_size}
-    for key, value in positive.items():
-        if value < 1:
-            raise GankitError(f"option {key}={value} must be at least 1")
-    for key, value in {"steps": config.steps, "epochs": config.epochs,
-                       "time_budget": config.time_budget}.items():
-        if value is not None and value <= 0:
-            raise GankitError(f"option {key}={value} must be positive")
-    if config.max_rollbacks < 0:
-        raise GankitError(f"max_rollbacks={config.max_rollbacks} must be 0 or more")
-    if not 0.0 <= config.ema_decay < 1.0:
-        raise GankitError(f"ema_decay={config.ema_decay} must be in [0, 1): 0.99 or 0.999 are usual")
-    if config.data.limit is not None and config.data.limit < 1:
-        raise GankitError(f"data.limit={config.data.limit} must be at least 1")
-    for key in ("lr_g", "lr_d"):
-        if getattr(config.optim, key) <= 0:
-            raise GankitError(f"optim.{key}={getattr(config.optim, key)} must be positive (2e-4 is usual)")
-    for key in ("beta1", "beta2"):
-        if not 0.0 <= getattr(config.optim, key) < 1.0:
-            raise GankitError(f"optim.{key}={getattr(config.optim, key)} must be in [0, 1)")
-    start, length = config.optim.decay_start, config.optim.decay_length
-    if (start is None) != (length is None) or (start is not None and (start < 0 or length <= 0)):
-        raise GankitError(f"optim.decay_start={start} and optim.decay_length={length}: give both (a "
-                          "start of 0 or more and a positive length, in optim.decay_unit) or neither")
-    from .augment import check_config as check_augment  # augment imports torch: config stays light
-
-    check_augment(config.augment)
-    if config.eval.every is not None and config.eval.every < 1:
-        raise GankitError(f"eval.every={config.eval.every} must be at least 1 (or unset)")
-    if config.eval.n < 2 or not 0.0 < config.eval.holdout < 1.0:
-        raise GankitError("eval.n must be at least 2 and eval.holdout in (0, 1) (0.1 is usual)")
-    if config.data.bbox_padding < 0:
-        raise GankitError(f"data.bbox_padding={config.data.bbox_padding} must be 0 or more")
-    if config.data.jitter < 0 or (config.data.jitter > 0 and config.data.crop != "random"):
-        raise GankitError(f"data.jitter={config.data.jitter} needs --crop random and must be 0 or more "
-                          "(0.117 makes CycleGAN's 286 -> 256 crops)")
-    check_labels(config.data)
-
-
-def check_data_kind(config: TrainConfig, update) -> None:
-    """The recipe, the update and the data must agree on what is trained on: one set of images, or
-    two unpaired domains (`Recipe.data_kind`)."""
-    from .training.updates import UPDATES
-    from .variants import get_recipe
-
-    kind = get_recipe(config.recipe).data_kind
-    if update.data_kind != kind:
-        fitting = [name for name in UPDATES.names() if UPDATES.get(name).data_kind == kind]
-        raise GankitError(f"the {config.update} update is for {update.data_kind!r} data, but the "
-                          f"{config.recipe} recipe trains on {kind!r} data: use --update "
-                          f"{' or '.join(fitting)}")
-    if kind == "unpaired":
-        if not config.data.source_b:
-            raise GankitError(f"the {config.recipe} recipe translates between two domains: give domain "
-                              "B with --set data.source_b=FOLDER (data.source is A), or use "
-                              "`gankit translate train --a FOLDER --b FOLDER`")
-        if config.eval.every is not None:
-            raise GankitError(f"KID evaluation during training scores a generator of images from "
-                              f"noise; the {config.recipe} recipe translates images: drop --eval-every "
-                              "(benchmarks/cyclegan.py scores translations)")
-        if config.d_steps > 1 or config.g_steps > 1:
-            raise GankitError(f"the {config.update} update makes one G and one D step per batch pair: "
-                              "drop d_steps and g_steps")
-    elif config.data.source_b:
-        raise GankitError(f"data.source_b names a second domain, which only translation recipes use "
-                          f"(the {config.recipe} recipe trains on one set of images): drop it")
-
-
-def check_labels(data: DataConfig) -> None:
-    """One source of class labels, and a labels CSV always with its column (also checked by
-    load_dataset, which can be called without a resolved config)."""
-    for key in ("labels_csv", "label_column"):
-        if getattr(data, key) is not None and not getattr(data, key).strip():
-            raise GankitError(f"data.{key} is empty: give a value, or leave the option out")
-    if data.labels and (data.labels_csv or data.label_column):
-        raise GankitError("data.labels (sub-folder names) and data.labels_csv/label_column (a CSV "
-                          "column) both give class labels: drop --labels to use the CSV, or drop "
-                          "--labels-csv and --label-column to use the sub-folder names")
-    if data.labels_csv and not data.label_column:
-        raise GankitError(f"data.labels_csv={data.labels_csv} needs data.label_column: name the "
-                          "attribute that becomes the class, e.g. --label-column Blond_Hair")
-    if data.label_column and not data.labels_csv and data.source not in ATTRIBUTE_DATASETS:
-        raise GankitError(f"data.label_column={data.label_column} needs data.labels_csv: pass the "
-                          "CSV that holds that column with --labels-csv (of the built-ins only "
-                          f"{', '.join(ATTRIBUTE_DATASETS)} has attributes of its own)")

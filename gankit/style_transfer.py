@@ -345,7 +345,7 @@ def stylize(content: ImageLike, style: ImageLike, config: StyleTransferConfig | 
     `callback(step, terms)` sees the loss terms of each step as they are computed."""
     from tqdm.auto import tqdm
 
-    from .training.trainer import select_device
+    from .training.device import select_device
 
     config = config or StyleTransferConfig()
     config.validate()

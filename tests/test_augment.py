@@ -528,7 +528,7 @@ def test_resume_restores_p_and_the_controller_exactly(tmp_path, augment):
 def test_r1_differentiates_d_through_the_augmentation():
     """As StyleGAN2-ADA: the gradient of D(augment(x)) with respect to x, not to augment(x)."""
     from gankit.losses import PENALTIES
-    from gankit.training.updates import Nets, discriminator_loss
+    from gankit.training.step import Objective, StepContext, discriminator_loss
     from gankit.losses import get_loss
 
     class Linear(torch.nn.Module):
@@ -542,9 +542,9 @@ def test_r1_differentiates_d_through_the_augmentation():
     G = torch.nn.Linear(1, 1)
     G.latent_dim = 1
     D = Linear()
-    nets = Nets(G=G, D=D, opt_g=torch.optim.SGD(G.parameters(), 0.1), opt_d=torch.optim.SGD(D.parameters(), 0.1),
-                loss=get_loss("nonsaturating"), device=torch.device("cpu"), autocast=contextlib.nullcontext,
-                penalty=PENALTIES.get("r1"), penalty_weight=1.0, augment=lambda x: 3 * x)
+    nets = StepContext(G=G, D=D, opt_g=torch.optim.SGD(G.parameters(), 0.1), opt_d=torch.optim.SGD(D.parameters(), 0.1),
+                       objective=Objective(get_loss("nonsaturating"), penalty=PENALTIES.get("r1"), penalty_weight=1.0),
+                       device=torch.device("cpu"), autocast=contextlib.nullcontext, augment=lambda x: 3 * x)
     real = torch.rand(5, 1, 4, 4)
     logits = nets.critic(real, None)
     _, stats_ = discriminator_loss(nets, logits, logits, real, real, None)

@@ -10,12 +10,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit import load_generator, train
-from gankit.config import TargetConfig, load_preset, preset_names, resolve_config
+from gankit.config import TargetConfig, load_preset, preset_names
+from gankit.resolve import resolve_config
 from gankit.errors import DesignWarning, GankitError
 from gankit.losses import PENALTIES, get_loss, make_targets
 from gankit.nn import MinibatchDiscrimination, MinibatchStdDev, spectral_normalize
 from gankit.training import checkpoint as ckpt
 from gankit.training.replay import ReplayBuffer
+from gankit.training.step import Objective
 from gankit.variants import DataSpec, get_recipe
 
 from helpers import TINY_DATA, assert_same_tensors, metrics_rows, tiny_options
@@ -198,14 +200,16 @@ def test_d_skip_is_logged_when_it_acts(tmp_path):
 
 def test_two_phase_is_the_textbook_step(tmp_path):
     """Hands-On ML: one D pass on [reals; fakes] with targets [1; 0], then G through D."""
-    from gankit.training.updates import Nets, two_phase_update
+    from gankit.training.step import Objective, StepContext
+    from gankit.training.updates import two_phase_update
 
     torch.manual_seed(0)
     G, D = get_recipe("mlp").make(get_recipe("mlp").tiny, DataSpec(size=4, channels=1))
     seen = []
     D.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].shape[0]))
-    nets = Nets(G, D, torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1),
-                get_loss("nonsaturating"), torch.device("cpu"), lambda: torch.autocast("cpu", enabled=False))
+    nets = StepContext(G, D, torch.optim.SGD(G.parameters(), 0.1), torch.optim.SGD(D.parameters(), 0.1),
+                       Objective(get_loss("nonsaturating")), torch.device("cpu"),
+                       lambda: torch.autocast("cpu", enabled=False))
     real = torch.rand(5, 1, 4, 4)
     d_before = [p.clone() for p in D.parameters()]
     two_phase_update(nets, lambda: (real, None), 1, 1)
@@ -293,14 +297,14 @@ def test_two_phase_refuses_a_d_that_compares_samples_in_a_batch(tmp_path):
 
 
 def test_lsgan_accuracy_uses_its_boundary(tmp_path):
-    from gankit.training.updates import _d_stats
+    from gankit.training.step import d_stats
 
     class N:
-        loss = get_loss("lsgan")
-    stats = _d_stats(N, torch.tensor([0.8, 0.6, 0.4]), torch.tensor([0.1, 0.7]))
+        objective = Objective(get_loss("lsgan"))
+    stats = d_stats(N, torch.tensor([0.8, 0.6, 0.4]), torch.tensor([0.1, 0.7]))
     assert abs(float(stats["d/acc_real"]) - 2 / 3) < 1e-6 and float(stats["d/acc_fake"]) == 0.5
-    N.loss = get_loss("wasserstein")
-    assert set(_d_stats(N, torch.ones(2), torch.zeros(2))) == {"d/score_gap"}
+    N.objective = Objective(get_loss("wasserstein"))
+    assert set(d_stats(N, torch.ones(2), torch.zeros(2))) == {"d/score_gap"}
 
 
 @pytest.mark.parametrize("preset", preset_names())

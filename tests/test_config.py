@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from gankit.config import TrainConfig, from_dict, load_yaml, resolve_config, to_dict
+from gankit.config import TrainConfig, from_dict, load_yaml, to_dict
+from gankit.resolve import resolve_config
 from gankit.errors import GankitError
 
 

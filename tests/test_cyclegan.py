@@ -12,7 +12,8 @@ from PIL import Image
 from torch import nn
 
 from gankit import load_generator, load_translator, train
-from gankit.config import DataConfig, from_dict, resolve_config
+from gankit.config import DataConfig, from_dict
+from gankit.resolve import resolve_config
 from gankit.data import DATASETS, load_unpaired
 from gankit.errors import GankitError
 from gankit.losses import get_loss
@@ -26,7 +27,7 @@ from gankit.variants import RECIPES, DataSpec, get_recipe
 from helpers import one_line_error, run_cli as run
 from helpers import assert_same_tensors, metrics_rows, tiny_options, with_overrides
 
-TRANSLATORS = [name for name in RECIPES.names() if get_recipe(name).data_kind == "unpaired"]
+TRANSLATORS = [name for name in RECIPES.names() if get_recipe(name).task == "unpaired"]
 PAIR = {"source": "digits-a", "source_b": "digits-b", "size": 16}
 
 
@@ -184,6 +185,19 @@ def test_learning_rates_follow_the_schedule_in_the_loop(tmp_path, optim, data):
     assert state["opt_g"]["param_groups"][0]["initial_lr"] == 2e-4
     if optim.get("decay_unit") == "epochs":
         assert rows[-1]["progress/epoch"] == 2.0
+
+
+def test_cyclegan_from_python_decays_over_the_second_half_as_the_command_line_does(tmp_path):
+    """The recipe's schedule (lr_decay 0.5) is resolved where runs are built, not in the CLI."""
+    state = ckpt.load_checkpoint(train(tiny(tmp_path), steps=6, name="py").run_dir)
+    optim = state["config"]["optim"]
+    assert (optim["decay_start"], optim["decay_length"], optim["decay_unit"]) == (3, 3, "steps")
+    rows = metrics_rows(tmp_path / "runs" / "py")
+    assert [r["optim/lr_g"] for r in rows] == pytest.approx([2e-4 * f for f in (1, 1, 1, 1, 2 / 3, 1 / 3)])
+    epochs = ckpt.load_checkpoint(train(tiny(tmp_path, data={"limit": 8}), epochs=2, name="ep").run_dir)
+    assert (epochs["config"]["optim"]["decay_start"], epochs["config"]["optim"]["decay_unit"]) == (1, "epochs")
+    constant = ckpt.load_checkpoint(train(tiny(tmp_path, optim={"decay": 0}), steps=2, name="c").run_dir)
+    assert constant["config"]["optim"]["decay_start"] is None
 
 
 def test_schedule_needs_both_ends(tmp_path):

@@ -355,7 +355,7 @@ def test_jitter_crops_from_an_enlarged_image_in_both_directions(image_dir):
 
 
 def test_jitter_needs_random_crops():
-    from gankit.config import resolve_config
+    from gankit.resolve import resolve_config
 
     with pytest.raises(GankitError, match="needs --crop random"):
         resolve_config({"data": {"jitter": 0.1}})
@@ -366,7 +366,7 @@ def test_jitter_needs_random_crops():
 
 
 def test_mirror_flips_about_half_of_each_batch_and_keeps_the_crops():
-    from gankit.training.trainer import BatchStream
+    from gankit.data.streams import BatchStream
 
     data = load_dataset(DataConfig(source="digits", size=8), progress=False)
     plain, mirrored = BatchStream(data, 64, seed=3), BatchStream(data, 64, seed=3, mirror=True)
@@ -707,7 +707,7 @@ def test_csv_rows_in_two_folders_with_one_basename_must_agree(tmp_path):
     ({"labels_csv": " ", "label_column": "Blond_Hair"}, "data.labels_csv is empty"),
 ])
 def test_label_options_must_agree(image_dir, options, message):
-    from gankit.config import resolve_config
+    from gankit.resolve import resolve_config
 
     _faces(image_dir, [("a.png", 10)])
     with pytest.raises(GankitError, match=message):
@@ -739,7 +739,7 @@ class _FakeCelebA:
 
 
 def test_celeba_label_column_comes_from_its_attributes(monkeypatch):
-    from gankit.config import resolve_config
+    from gankit.resolve import resolve_config
     from gankit.data import torchvision_sets
 
     monkeypatch.setattr(torchvision_sets, "_open", lambda name, cfg: _FakeCelebA([1, 0, 1]))

@@ -12,8 +12,8 @@ import torch
 
 from gankit import load_generator, train
 from gankit.training import checkpoint as ckpt
-from gankit.training.trainer import derive_seed
-from gankit.training.updates import Nets
+from gankit.seeds import derive_seed
+from gankit.training.step import StepContext
 
 # convgan without batch norm or dropout: then a step's gradient is a plain mean over the batch
 MODEL = ["--recipe", "convgan", "--set", "model.latent_dim=8", "--set", "model.g_widths=[8,8]",
@@ -71,7 +71,7 @@ def test_two_ranks_of_b_match_one_process_of_2b(tmp_path, monkeypatch):
         assert n == 2 * batch
         return torch.cat([torch.randn(batch, self.G.latent_dim, generator=g) for g in streams])
 
-    monkeypatch.setattr(Nets, "latents", latents)
+    monkeypatch.setattr(StepContext, "latents", latents)
     from gankit.cli import _parse_set
 
     options = _parse_set([a for a in MODEL if a not in ("--set", "--recipe", "convgan")])

@@ -43,7 +43,7 @@ def labels_for(spec, n):
 
 def cases():
     for name in RECIPES.names():
-        if get_recipe(name).data_kind != "images":  # noise -> image contract; translators: test_cyclegan
+        if get_recipe(name).task != "generation":  # noise -> image contract; translators: test_cyclegan
             continue
         yield pytest.param(name, {}, id=name)
         for i, options in enumerate(VARIANTS.get(name, [])):

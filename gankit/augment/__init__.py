@@ -19,9 +19,10 @@ from .ops import OP_NAMES
 from .pipeline import PIPES, Augmentation, AugmentPipe
 
 __all__ = ["AdaController", "AugmentPipe", "Augmentation", "DiffAugment", "KerasAugment",
-           "KerasController", "OP_NAMES", "PIPES", "PIPE_NAMES", "build_augmentation", "check_config"]
+           "KerasController", "MODES", "OP_NAMES", "PIPES", "PIPE_NAMES", "build_augmentation", "check_config"]
 
 PIPE_NAMES = (*PIPES, "keras")
+MODES = ("ada", "fixed", "diffaug", "none")  # augment.mode
 SIGN_TARGET, ACCURACY_TARGET = 0.6, 0.85  # the reference's r_t target; the keras example's accuracy
 
 
@@ -55,6 +56,8 @@ def _number(value) -> bool:
 
 def check_config(cfg) -> None:
     """Every augmentation option a user can get wrong, each with the fix; nothing is built."""
+    if cfg.mode not in MODES:
+        raise GankitError(f"option augment.mode={cfg.mode!r} is not valid: use one of {', '.join(MODES)}")
     if cfg.pipe not in PIPE_NAMES:
         raise GankitError(f"unknown augmentation pipeline {cfg.pipe!r} (--augpipe): choose one of "
                           f"{', '.join(PIPE_NAMES)}")

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DataConfig, check_labels
+from ..config import DataConfig
 from ..errors import GankitError
-from ..registry import Registry
 from . import builtin, torchvision_sets  # noqa: F401  (importing them registers their datasets)
 from .dataset import DATASETS, ImageData
 from .folder import load_folder
+from .image import CROPS
 from .unpaired import UnpairedData, load_unpaired
 
-__all__ = ["DATASETS", "DATA_KINDS", "ImageData", "UnpairedData", "load_dataset", "load_unpaired"]
+__all__ = ["ATTRIBUTE_DATASETS", "CROPS", "DATASETS", "ImageData", "UnpairedData", "check_config",
+           "check_labels", "load_dataset", "load_unpaired"]
+
+ATTRIBUTE_DATASETS = ("celeba",)  # built-ins with attribute columns of their own (label_column alone)
 
 
 def load_dataset(cfg: DataConfig, progress: bool = True) -> ImageData:
@@ -46,7 +49,38 @@ def _looks_like_path(source: str) -> bool:
     return "/" in source or "\\" in source or source.startswith(("~", "."))
 
 
-# A recipe's `data_kind` -> loader(DataConfig, progress): one dataset, or two unpaired domains.
-DATA_KINDS = Registry("data kind", check=callable)
-DATA_KINDS.register("images", load_dataset)
-DATA_KINDS.register("unpaired", load_unpaired)
+def check_config(cfg: DataConfig) -> None:
+    """The data section's options, before anything is decoded; each error names the fix."""
+    if cfg.crop not in CROPS:
+        raise GankitError(f"option data.crop={cfg.crop!r} is not valid: use one of {', '.join(CROPS)}")
+    if cfg.channels not in (None, 1, 3):
+        raise GankitError(f"--channels {cfg.channels} is not supported: use 1 or 3")
+    if cfg.size < 1:
+        raise GankitError(f"option data.size={cfg.size} must be at least 1")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise GankitError(f"data.limit={cfg.limit} must be at least 1")
+    if cfg.bbox_padding < 0:
+        raise GankitError(f"data.bbox_padding={cfg.bbox_padding} must be 0 or more")
+    if cfg.jitter < 0 or (cfg.jitter > 0 and cfg.crop != "random"):
+        raise GankitError(f"data.jitter={cfg.jitter} needs --crop random and must be 0 or more "
+                          "(0.117 makes CycleGAN's 286 -> 256 crops)")
+    check_labels(cfg)
+
+
+def check_labels(data: DataConfig) -> None:
+    """One source of class labels, and a labels CSV always with its column (also checked by
+    load_dataset, which can be called without a resolved config)."""
+    for key in ("labels_csv", "label_column"):
+        if getattr(data, key) is not None and not getattr(data, key).strip():
+            raise GankitError(f"data.{key} is empty: give a value, or leave the option out")
+    if data.labels and (data.labels_csv or data.label_column):
+        raise GankitError("data.labels (sub-folder names) and data.labels_csv/label_column (a CSV "
+                          "column) both give class labels: drop --labels to use the CSV, or drop "
+                          "--labels-csv and --label-column to use the sub-folder names")
+    if data.labels_csv and not data.label_column:
+        raise GankitError(f"data.labels_csv={data.labels_csv} needs data.label_column: name the "
+                          "attribute that becomes the class, e.g. --label-column Blond_Hair")
+    if data.label_column and not data.labels_csv and data.source not in ATTRIBUTE_DATASETS:
+        raise GankitError(f"data.label_column={data.label_column} needs data.labels_csv: pass the "
+                          "CSV that holds that column with --labels-csv (of the built-ins only "
+                          f"{', '.join(ATTRIBUTE_DATASETS)} has attributes of its own)")

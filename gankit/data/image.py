@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageColor, ImageOps
 
-from ..config import CROPS, DataConfig
+from ..config import DataConfig
 from ..errors import GankitError
+
+CROPS = ("center", "random", "none")  # how a non-square image becomes square (data.crop)
 
 _SIXTEEN_BIT = ("I", "I;16", "I;16L", "I;16B", "I;16N")  # older Pillow opened 16-bit PNGs as "I"
 _GREY = ("1", "L", "LA", "La") + _SIXTEEN_BIT

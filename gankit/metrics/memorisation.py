@@ -263,7 +263,7 @@ def check_memorisation(checkpoint: str | Path, n: int = 16, k: int = 3,
         only; default the run's own eval.inception_weights.
     """
     from ..api import load_generator
-    from ..config import default_features
+    from . import default_features
     from ..visualize import save_image_atomic
     from .evaluate import (cached_real_features, extract, fake_batches, metrics_cache_dir,
                            real_subset)

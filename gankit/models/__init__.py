@@ -5,7 +5,7 @@ Contract every model follows (the contract tests check it for each registered re
   scales real images to it, so users never rescale by hand) and `forward(z, labels=None)`
   mapping (B, latent_dim) -> (B, C, H, W);
 - a discriminator has `forward(images, labels=None)` mapping (B, C, H, W) -> logits (B,).
-Translation models (cyclegan.py, recipes with data_kind "unpaired") map images to images instead:
+Translation models (cyclegan.py, pix2pix.py: recipes of a translation task) map images to images instead:
 G is `forward(images, direction)`, D `forward(images, domain)` -> patch logits (B, 1, h, w); their
 contract tests are in tests/test_cyclegan.py.
 """

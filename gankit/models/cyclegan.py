@@ -153,42 +153,36 @@ class PatchDiscriminator(nn.Module):
 
 
 class CycleGenerators(nn.Module):
-    """G: A -> B and F: B -> A, with the weights of the losses that tie them (the cycle update
-    reads them here, since the model options are the recipe's own config section)."""
+    """G: A -> B and F: B -> A (the ImageTranslator contract, both directions)."""
 
     output_range = (-1.0, 1.0)
+    directions = DIRECTIONS
 
     def __init__(self, size: int, channels: int, o: CycleGANOptions):
         super().__init__()
         self.a2b = ResnetGenerator(size, channels, o)
         self.b2a = ResnetGenerator(size, channels, o)
         self.size, self.channels = size, channels
-        self.cycle_weight, self.identity_weight = o.cycle_weight, o.identity_weight
-        self.gan_weight = o.gan_weight
 
     def forward(self, images: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
         assert direction in DIRECTIONS, direction
-        return getattr(self, direction)(images)
-
-    @torch.no_grad()
-    def sample_sheet(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        """Rows A, A->B, A->B->A, B, B->A, B->A->B of fixed real images (in G's range), and the
-        images per row: the loop's sample sheet for a translating G."""
-        a, b = inputs
-        ab, ba = self.a2b(a), self.b2a(b)
-        return torch.cat([a, ab, self.b2a(ab), b, ba, self.a2b(ba)]), len(a)
+        return self.a2b(images) if direction == "a2b" else self.b2a(images)
 
 
 class CycleDiscriminators(nn.Module):
-    """D_A judges images of domain A (reals against B->A fakes), D_B those of domain B."""
+    """D_A judges images of domain A (reals against B->A fakes), D_B those of domain B (the
+    DomainDiscriminators contract)."""
 
-    parts = ("a", "b")  # the loop keeps one replay pool per part: their fakes are different domains
+    parts = ("a", "b")  # the task keeps one replay pool per part: their fakes are different domains
 
     def __init__(self, size: int, channels: int, o: CycleGANOptions):
         super().__init__()
         self.a = PatchDiscriminator(size, channels, o)
         self.b = PatchDiscriminator(size, channels, o)
 
-    def forward(self, images: torch.Tensor, domain: str) -> torch.Tensor:
+    def part(self, domain: str) -> PatchDiscriminator:
         assert domain in self.parts, domain
-        return getattr(self, domain)(images)
+        return self.a if domain == "a" else self.b
+
+    def forward(self, images: torch.Tensor, domain: str) -> torch.Tensor:
+        return self.part(domain)(images)

@@ -42,6 +42,7 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         depth = dcgan_depth(size)
         self.latent_dim, self.size, self.channels, self.width = latent_dim, size, channels, width
+        self.num_classes = 0  # unconditional (the cgan recipe is the conditional DCGAN family)
         self.project = nn.Sequential(
             nn.Linear(latent_dim, 4 * 4 * width, bias=False),
             _norm(4 * 4 * width),

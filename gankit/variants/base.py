@@ -8,6 +8,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..config import from_dict
 from ..registry import Registry
 
 
@@ -31,13 +32,17 @@ class Recipe:
     # options -> None, raising GankitError for values the models cannot use (checked before any
     # data is loaded or folder written)
     validate: Callable[[Any], None] = lambda options: None
-    # what the models learn from: "images" (one dataset; G maps noise to images) or "unpaired"
-    # (two domains; G translates between them). The loop and the loaders read it, never the name.
-    data_kind: str = "images"
+    # what the nets learn (tasks/): "generation" (noise -> image), "unpaired" or "paired"
+    # (translation). The loop asks the task, never the recipe's name.
+    task: str = "generation"
+    # the nets change shape with the images seen (progressive growing): the loop calls their
+    # set_progress (the `Growing` contract) before every step
+    grows: bool = False
+    # share of the run, at its end, over which the learning rates fall to zero unless optim.decay
+    # says otherwise (CycleGAN and pix2pix: 0.5, their references' 100 + 100 epochs)
+    lr_decay: float = 0.0
 
     def options(self, values: dict) -> Any:
-        from ..config import from_dict  # config imports this package lazily; avoid a cycle
-
         return from_dict(self.model_config, values, "model")
 
     def check(self, options: Any, data: DataSpec | None = None) -> None:

@@ -3,8 +3,8 @@
 Defaults follow junyanz/pytorch-CycleGAN-and-pix2pix: ResNet generators, 70x70 PatchGAN
 discriminators, least-squares loss, cycle weight 10, identity 0.5 x 10, a pool of 50 past fakes
 per discriminator, Adam 2e-4 with beta1 0.5, batches of one image. The constant-then-linear
-learning rate is the loop's `optim.decay_*` schedule (`gankit translate train` sets it to the
-second half of the run, as the reference's 100 + 100 epochs). Off here, unlike the GAN recipes:
+learning rate falls to zero over the second half of the run (`lr_decay`, as the reference's 100 +
+100 epochs), from Python and the command line alike. Off here, unlike the GAN recipes:
 the EMA of G (decay 0 makes the "EMA" copy G itself, so samples and `translate apply` use the
 trained weights, as the reference does) and augmentation of what D sees.
 """
@@ -37,5 +37,6 @@ RECIPES.register("cyclegan", Recipe(
     # 16 px needs D's stride-2 layers down to 2; one residual block keeps the shape of the net
     tiny={"g_width": 4, "g_blocks": 1, "d_width": 4, "d_layers": 2},
     validate=validate_options,
-    data_kind="unpaired",
+    task="unpaired",
+    lr_decay=0.5,
 ))

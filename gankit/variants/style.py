@@ -37,6 +37,7 @@ RECIPES.register("progan", Recipe(
               "batch": 64},
     tiny={"latent_dim": 8, "channel_base": 64, "channel_max": 8, "fade_kimg": 0.02, "stable_kimg": 0.02},
     validate=validate_progan,
+    grows=True,
 ))
 
 RECIPES.register("stylegan", Recipe(

@@ -1,0 +1,87 @@
+"""What the models of each kind promise the rest of gankit, declared in one place.
+
+The loop, the tasks and the tools rely on these attributes and call signatures and on nothing
+else; tests/test_models.py checks every registered recipe's nets against them. They are Protocols
+(structural: a model needs no base class), runtime-checkable so a test can ask isinstance.
+
+Shapes: B images, C channels, S pixels a side; images are floats in the model's `output_range`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+Tensor = torch.Tensor
+
+
+@runtime_checkable
+class ImageGenerator(Protocol):
+    """Noise (and, if conditional, a class label) to an image: the generation task's G."""
+
+    latent_dim: int  # z is (B, latent_dim), drawn from N(0, 1)
+    num_classes: int  # 0: unconditional; else labels are (B,) int64 in [0, num_classes)
+    output_range: tuple[float, float]  # (low, high) of the images it draws, e.g. (-1, 1) for tanh
+
+    def __call__(self, z: Tensor, labels: Tensor | None = None) -> Tensor:  # -> (B, C, S, S)
+        ...
+
+
+@runtime_checkable
+class Discriminator(Protocol):
+    """An image (and its condition: a class label, or for paired translation the input image) to
+    one logit per image: (B, ...) -> (B,) for one score, or (B, 1, p, p) for a patch of scores."""
+
+    def __call__(self, images: Tensor, condition: Tensor | None = None) -> Tensor:
+        ...
+
+
+@runtime_checkable
+class StyleGenerator(ImageGenerator, Protocol):
+    """A generator with a mapping network: styles w, mixing and truncation work on these."""
+
+    num_ws: int  # style vectors the synthesis network takes, coarsest first
+    w_dim: int
+    w_avg: Tensor  # (w_dim,) running average of w, the centre of truncation
+
+    def mapping(self, z: Tensor, labels: Tensor | None = None) -> Tensor:  # -> (B, w_dim)
+        ...
+
+    def synthesis(self, ws: Tensor) -> Tensor:  # (B, num_ws, w_dim) -> (B, C, S, S)
+        ...
+
+
+@runtime_checkable
+class Growing(Protocol):
+    """A net whose shape changes with training progress (progressive growing): the loop tells it
+    how many images have been seen before every step (recipes that grow declare `grows`)."""
+
+    def set_progress(self, images_seen: int) -> None:
+        ...
+
+
+@runtime_checkable
+class ImageTranslator(Protocol):
+    """An image of one domain to the matching image of another: the translation tasks' G."""
+
+    directions: tuple[str, ...]  # what `direction` may be: ("a2b", "b2a") or just ("a2b",)
+    output_range: tuple[float, float]
+    channels: int
+
+    def __call__(self, images: Tensor, direction: str = "a2b") -> Tensor:  # (B, C, S, S) -> same
+        ...
+
+
+@runtime_checkable
+class DomainDiscriminators(Protocol):
+    """One discriminator per domain (unpaired translation): D(images, domain) judges images of
+    that domain, and part(domain) is that discriminator alone (for its penalty and its pool)."""
+
+    parts: tuple[str, ...]
+
+    def __call__(self, images: Tensor, domain: str) -> Tensor:
+        ...
+
+    def part(self, domain: str) -> Discriminator:
+        ...

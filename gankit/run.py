@@ -1,0 +1,159 @@
+"""The one place a run is assembled: data, held-out images, nets, the task, the objective, the
+augmentation and the trainer, from a resolved config (and a checkpoint's state when resuming).
+
+`gankit.train`, resume, the command line and every benchmark build their runs here, so a run
+started from any of them is the same run.
+
+    config = resolve_config({...})
+    run = build_run(config)          # loads the data, makes the run folder
+    result = run.train()
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .augment import build_augmentation
+from .config import TrainConfig, to_dict
+from .errors import GankitError
+from .losses import PENALTIES, get_loss
+from .metrics import default_features
+from .nn import spectral_normalize
+from .seeds import derive_seed
+from .tasks import Task, task_of
+from .training import checkpoint as ckpt
+from .training import distributed
+from .training.device import autocast_factory, select_device
+from .training.ema import EMA
+from .training.guard import StepGuard
+from .training.optim import make_optimizer
+from .training.step import Objective, StepContext
+from .training.trainer import TrainResult, Trainer
+from .training.updates import UPDATES
+from .variants import get_recipe
+
+
+@dataclass
+class Run:
+    config: TrainConfig
+    run_dir: Path
+    task: Task
+    trainer: Trainer
+    held_out: Any = None  # the images KID is measured on during training (None without eval)
+
+    def train(self) -> TrainResult:
+        return self.trainer.train()
+
+
+def build_run(config: TrainConfig, *, state: dict | None = None, run_dir: Path | str | None = None,
+              data: Any = None, held_out: Any = None, extractor: torch.nn.Module | None = None,
+              write_config: bool = True) -> Run:
+    """Assemble a run of the resolved `config`. `state`: a checkpoint to continue. `run_dir`: the
+    folder to write to (default: a new one under config.runs_dir, named config.name). `data`,
+    `held_out`, `extractor`: already loaded training images, evaluation images and KID features
+    (default: loaded here, with eval.holdout of the data held out when config.eval.every is set).
+    """
+    task_class = task_of(config.recipe)
+    if config.eval.every is not None and config.eval.features is None:
+        config.eval.features = default_features(config.data.source)
+    if config.eval.every is not None and extractor is None:
+        # before any data is decoded: inception without weights fails here
+        from .metrics import load_feature_extractor
+
+        weights = config.eval.inception_weights if config.eval.features.startswith("inception") else None
+        extractor = load_feature_extractor(config.eval.features, weights)
+    if data is None:
+        data = task_class.load_data(config.data, progress=config.progress)
+        if config.eval.every is not None and held_out is None:
+            # the split depends only on the data: a resumed run holds out the same images
+            data, held_out = data.split(config.eval.holdout, seed=0)
+    config.data.channels = data.channels  # record what "auto" resolved to
+    if run_dir is None:  # rank 0 names and makes the run folder; the other ranks use the same one
+        run_dir = distributed.broadcast_object(str(make_run_dir(config)) if distributed.is_main() else None)
+    run_dir = Path(run_dir)
+
+    device = select_device(config.device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    recipe = get_recipe(config.recipe)
+    torch.manual_seed(config.seed)  # initial weights
+    G, D = recipe.make(config.model, task_class.data_spec(config, data))
+    if config.spectral_norm:
+        D = spectral_normalize(D)
+    G = G.to(device, memory_format=memory_format)
+    D = D.to(device, memory_format=memory_format)
+    augment, controller = build_augmentation(config.augment, G.output_range)
+    augment.to(device)
+    world = distributed.world_size()
+    task = task_class(config, data, G, device, memory_format, distributed.rank(), world)
+    if config.sync_batchnorm and world > 1:
+        G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(G)
+        D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(D)
+    if config.compile:
+        # in place (nn.Module.compile): parameters, state-dict keys and checkpoints unchanged
+        G.compile()
+        D.compile()
+    distributed.broadcast_module(G)  # the same start on every rank, whatever its RNG did
+    distributed.broadcast_module(D)
+    penalty = PENALTIES.get(config.penalty) if config.penalty != "none" else None
+    objective = Objective(
+        loss=get_loss(config.loss), targets=config.targets, penalty=penalty,
+        penalty_weight=(config.penalty_weight if config.penalty_weight is not None
+                        else penalty.default_weight if penalty else 0.0),
+        penalty_every=config.penalty_every, d_skip_below=config.d_skip_below,
+        weights=task_class.objective_weights(config))
+    # fp16's narrow range needs loss scaling; bf16 has fp32's range and does not
+    scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+    ctx = StepContext(G=G, D=D, opt_g=make_optimizer(G, config.optim, config.optim.lr_g),
+                      opt_d=make_optimizer(D, config.optim, config.optim.lr_d), objective=objective,
+                      device=device, autocast=autocast_factory(device, config.precision),
+                      augment=augment, memory_format=memory_format, guard=StepGuard(world, scaler),
+                      replay=task.replay, pools=task.pools)
+    trainer = Trainer(config, task, ctx, UPDATES.get(config.update), EMA(G, config.ema_decay), augment,
+                      controller, run_dir, grows=recipe.grows, eval_data=held_out, extractor=extractor)
+    if state is not None:
+        trainer.load_state(state)
+    else:  # latents and dropout from here; each rank its own stream
+        torch.manual_seed(derive_seed(config.seed, "train", distributed.rank()))
+    if write_config and distributed.is_main():
+        write_run_config(config, run_dir)
+    return Run(config, run_dir, task, trainer, held_out)
+
+
+def new_run_name(config: TrainConfig) -> str:
+    source = Path(config.data.source).name or "data"
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{config.recipe}-{source}"
+
+
+def make_run_dir(config: TrainConfig) -> Path:
+    runs = Path(config.runs_dir)
+    if config.name is not None:
+        run_dir = runs / config.name
+        if ckpt.list_checkpoints(run_dir):
+            raise GankitError(
+                f"run folder {run_dir} already holds checkpoints: continue it with "
+                f"`--resume {run_dir}` or choose another --name"
+            )
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise GankitError(f"run folder {run_dir} exists and is not empty: choose another --name "
+                              "or remove the folder")
+    else:
+        base = new_run_name(config)
+        run_dir, n = runs / base, 1
+        while run_dir.exists():
+            n += 1
+            run_dir = runs / f"{base}-{n}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def write_run_config(config: TrainConfig, run_dir: Path) -> None:
+    import yaml
+
+    (Path(run_dir) / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
