@@ -65,9 +65,10 @@ def arm_options(arm: str, args) -> dict:
 
 
 def run(arm: str, seed: int, args) -> dict:
-    from gankit.config import load_preset, resolve_config
+    from gankit.config import load_preset
+    from gankit.resolve import resolve_config
+    from gankit.run import build_run
     from gankit.metrics import KID_MEAN, KID_STD, compute_metrics, load_feature_extractor
-    from gankit.training.trainer import Trainer
     from gankit.visualize import save_grid, to_unit_range
 
     torch.set_num_threads(args.threads)
@@ -85,8 +86,8 @@ def run(arm: str, seed: int, args) -> dict:
         "checkpoint_every": 10**9, "runs_dir": str(out / "runs"),
         "eval": {"every": args.eval_every, "n": 1000, "features": "mnist"},
     })
-    trainer = Trainer(config, train_data, run_dir, eval_data=held_out,
-                      extractor=load_feature_extractor("mnist"))
+    trainer = build_run(config, run_dir=run_dir, data=train_data, held_out=held_out,
+                        extractor=load_feature_extractor("mnist")).trainer
     start = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - start

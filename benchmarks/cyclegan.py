@@ -35,7 +35,9 @@ from pathlib import Path
 import torch
 
 from gankit import load_translator, train
-from gankit.config import DataConfig, resolve_config
+from gankit.config import DataConfig
+from gankit.resolve import resolve_config
+from gankit.tasks.translation import cycle_sheet
 from gankit.data import DATASETS
 from gankit.metrics import load_feature_extractor
 from gankit.variants import DataSpec, get_recipe
@@ -133,10 +135,8 @@ def main() -> None:
                                                 == torch.cat([a_data.labels, b_data.labels])).float().mean()),
             "do_nothing_l1_to_truth": float((a - (1 - a)).abs().mean())}
 
-    G = translator.module
-    with torch.no_grad():
-        sheet, nrow = G.sample_sheet((a[:8] * 2 - 1, b[:8] * 2 - 1))
-    sheet_path = save_grid(to_unit_range(sheet, G.output_range), out / "cyclegan-sheet.png", nrow=nrow)
+    sheet, nrow = cycle_sheet(translator.module, a[:8] * 2 - 1, b[:8] * 2 - 1)
+    sheet_path = save_grid(sheet, out / "cyclegan-sheet.png", nrow=nrow)
 
     summary = {
         "benchmark": "cyclegan", "domains": "A: mnist5k-a (first half); B: mnist5k-b (second half, inverted)",

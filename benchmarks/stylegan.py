@@ -23,11 +23,12 @@ from pathlib import Path
 import torch
 
 from gankit.api import load_generator
-from gankit.config import DataConfig, resolve_config
+from gankit.config import DataConfig
+from gankit.resolve import resolve_config
+from gankit.run import build_run
 from gankit.data import load_dataset
 from gankit.errors import GankitError
 from gankit.metrics import KID_MEAN, KID_STD, compute_metrics, load_feature_extractor
-from gankit.training.trainer import Trainer
 from gankit.visualize import progress_gif, save_grid
 
 DATASETS = {"faces100": 1, "mnist5k": 1}  # source -> channels
@@ -47,10 +48,8 @@ def run(source: str, args) -> dict:
         "model": {"channel_base": args.channel_base, "channel_max": args.channel_max,
                   "mapping_layers": args.mapping_layers},
     })
-    data = load_dataset(config.data, progress=False)
-    trainer = Trainer(config, data, run_dir)
     start = time.perf_counter()
-    result = trainer.train()
+    result = build_run(config, run_dir=run_dir).train()
     seconds = time.perf_counter() - start
     G = load_generator(run_dir)
     tag = f"stylegan-{source}"

@@ -22,9 +22,11 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from gankit.config import resolve_config
+from gankit.resolve import resolve_config
+from gankit.run import build_run
 from gankit.data import ImageData
-from gankit.training.trainer import Trainer, cpu_supports_bf16
+from gankit.training.device import cpu_supports_bf16
+from gankit.training.trainer import Trainer
 
 MODES = {
     # name: (precision, channels_last, update, augmentation options)
@@ -83,15 +85,15 @@ def build_trainer(mode: str, size: int, channels: int, batch: int, tmp: str) -> 
                              "update": update, "runs_dir": tmp, "progress": False,
                              "augment": {"mode": "none"} if kornia else augment,
                              "compile": mode.endswith("-compile")})
-    trainer = Trainer(config, synthetic_data(size, channels), run_dir=tmp)
+    trainer = build_run(config, run_dir=tmp, data=synthetic_data(size, channels), write_config=False).trainer
     if kornia:
-        trainer.nets.augment = kornia_pipeline(augment["p"])
+        trainer.ctx.augment = kornia_pipeline(augment["p"])
     return trainer
 
 
 def one_step(trainer: Trainer) -> None:
-    trainer.update.step(trainer.nets, trainer._next_batch, trainer.config.d_steps)
-    trainer.ema.update(trainer.nets.G)
+    trainer.update.step(trainer.ctx, trainer._next_batch, trainer.config.d_steps)
+    trainer.ema.update(trainer.ctx.G)
 
 
 def measure(modes: list[str], args) -> dict[str, dict]:

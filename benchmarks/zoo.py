@@ -25,12 +25,13 @@ from pathlib import Path
 
 import torch
 
-from gankit.config import load_preset, merge, resolve_config
+from gankit.config import load_preset, merge
+from gankit.resolve import resolve_config
+from gankit.run import build_run
 from gankit.data import load_dataset
 from gankit.metrics import KID_MEAN, KID_STD, compute_metrics, load_feature_extractor
 from gankit.models.conditional import class_rows
 from gankit.training.checkpoint import best_path, load_checkpoint
-from gankit.training.trainer import Trainer
 from gankit.visualize import save_grid, to_unit_range
 
 # The budget is CPU minutes, so the zoo trains everything with batches of 32 (more updates for the
@@ -130,9 +131,10 @@ def run(key: str, name: str, source: str, overrides: dict, changed: str, data, c
         data = load_dataset(config.data, progress=False)
     if config.eval.every:  # hold out 10% to evaluate on; the digit classifier gives the features
         train_part, held_out = data.split(config.eval.holdout, seed=0)
-        trainer = Trainer(config, train_part, run_dir, eval_data=held_out, extractor=classifier)
+        built = build_run(config, run_dir=run_dir, data=train_part, held_out=held_out, extractor=classifier)
     else:
-        trainer = Trainer(config, data, run_dir)
+        built = build_run(config, run_dir=run_dir, data=data)
+    trainer, num_classes = built.trainer, built.task.num_classes
     start = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - start
@@ -146,7 +148,7 @@ def run(key: str, name: str, source: str, overrides: dict, changed: str, data, c
         print(f"  best.pt: step {best_step}, held-out KID {best['best_kid']:.3f}", flush=True)
     # KID against all 5000 digits, as every other row (for a best.pt entry that includes the 500
     # held-out digits that chose the checkpoint: a slight advantage)
-    images, labels = generate(G, args.n, trainer.num_classes, seed=1234)
+    images, labels = generate(G, args.n, num_classes, seed=1234)
     scores = compute_metrics(images, data, "mnist", n=args.n,
                              metrics=("kid",), extractor=classifier, progress=False)
     probs = torch.cat([classifier.classifier(classifier.prepare(x)).softmax(1) for x in images.split(500)])
@@ -161,8 +163,8 @@ def run(key: str, name: str, source: str, overrides: dict, changed: str, data, c
            "label_acc": float((predicted == labels).float().mean()) if labels is not None else None}
     grid_dir = Path(args.out) / "zoo"
     grid_dir.mkdir(parents=True, exist_ok=True)
-    if trainer.num_classes:
-        z, grid_labels = class_rows(trainer.num_classes, 8, G.latent_dim, torch.Generator().manual_seed(0))
+    if num_classes:
+        z, grid_labels = class_rows(num_classes, 8, G.latent_dim, torch.Generator().manual_seed(0))
         with torch.no_grad():
             grid = to_unit_range(G(z, grid_labels), G.output_range)
         save_grid(grid, grid_dir / f"{slug}.png", nrow=8)

@@ -93,11 +93,16 @@ class UnpairedTranslationTask(Task):
 
     @torch.no_grad()
     def sample_sheet(self, G: torch.nn.Module) -> tuple[Tensor, int | None]:
-        """Rows A, A->B, A->B->A, B, B->A, B->A->B of fixed real images."""
-        a, b = (self.to_model(x) for x in self.sheet_inputs)
-        ab, ba = G(a, "a2b"), G(b, "b2a")
-        rows = torch.cat([a, ab, G(ab, "b2a"), b, ba, G(ba, "a2b")])
-        return to_unit_range(rows, G.output_range).cpu(), len(a)
+        return cycle_sheet(G, *(self.to_model(x) for x in self.sheet_inputs))
+
+
+@torch.no_grad()
+def cycle_sheet(G: torch.nn.Module, a: Tensor, b: Tensor) -> tuple[Tensor, int]:
+    """Rows A, A->B, A->B->A, B, B->A, B->A->B of real images a and b (in G's range), as [0, 1]
+    images on the CPU, and the images per row."""
+    ab, ba = G(a, "a2b"), G(b, "b2a")
+    rows = torch.cat([a, ab, G(ab, "b2a"), b, ba, G(ba, "a2b")])
+    return to_unit_range(rows, G.output_range).cpu(), len(a)
 
 
 def objective_weights(config: TrainConfig, names: tuple[str, ...]) -> dict[str, float]:
