@@ -23,65 +23,71 @@ import yaml
 from .errors import GankitError
 
 
+def option(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None,
+           default_factory: Any = dataclasses.MISSING) -> Any:
+    """A field `gankit train` offers as a flag: its help text (one line: what it does and why),
+    and the flag if not --field-name (booleans get --name/--no-name). The command line is made
+    from these, so a field and its flag cannot drift apart; choices come from the components
+    that own them, not from here."""
+    metadata = {"help": help, "flag": flag}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class DataConfig:
-    source: str = "mnist5k"  # a built-in dataset name (`gankit list`) or a folder of images
+    source: str = option("mnist5k", "Built-in dataset (`gankit list datasets`) or a folder of images.", flag="--data")
     source_b: str | None = None  # unpaired translation (cyclegan): domain B; `source` is domain A
-    size: int = 32  # images are cropped and resized to size x size
-    channels: int | None = None  # 1 or 3; None: the dataset's own (folders: 1 only if all grey)
-    crop: str = "center"  # center | random | none (none squashes the whole image to a square)
+    size: int = option(32, "Image size in pixels: images are cropped and resized to size x size.")
+    channels: int | None = option(None, "1 or 3; unset: the data's own (a folder: 1 only if every image is grey).")
+    crop: str = option("center", "How non-square images become square (none squashes the whole image).")
     # crop random: decode the short side at size x (1 + jitter), so each draw also shifts the
     # content (CycleGAN's 286 -> 256 random crops are jitter 0.117)
     jitter: float = 0.0
-    mirror: bool = False  # flip each training image left-right with probability 1/2 (StyleGAN2-ADA's --mirror)
-    labels: bool = False  # folder datasets: class labels from sub-folder names
-    labels_csv: str | None = None  # folders: labels from a CSV of attributes (first column: file)
-    label_column: str | None = None  # the column of labels_csv (or celeba) whose values are classes
+    mirror: bool = option(False, "Flip training images left-right at random, as StyleGAN2-ADA's --mirror (doubles small sets of photos; not for digits or text).")
+    labels: bool = option(False, "Class labels from sub-folder names.")
+    labels_csv: str | None = option(None, "Class labels from a CSV of attributes whose first column names the files (e.g. list_attr_celeba.csv).")
+    label_column: str | None = option(None, "The --labels-csv (or celeba) column whose values become the classes, e.g. Blond_Hair.")
     background: str = "white"  # colour that transparent pixels are composited onto
-    bbox: str | None = None  # CSV of (file, x, y, w, h) or a CUB-200-2011 root: crop around boxes
+    bbox: str | None = option(None, "Bounding boxes to crop around: a CSV (file,x,y,w,h) or a CUB-200-2011 root.")
     bbox_padding: float = 0.25  # the square crop is the box's longer side times (1 + padding)
-    root: str | None = None  # where torchvision datasets live / are downloaded to
+    root: str | None = option(None, "Where torchvision datasets are kept / downloaded.", flag="--data-root")
     download: bool = True  # torchvision datasets: download when not on disk and a network exists
     cache: bool = True  # folders: keep decoded images in an on-disk cache keyed by their content
-    limit: int | None = None  # use only `limit` images (built-ins: after their fixed shuffle;
-    #                           folders: the first in sorted path order)
+    limit: int | None = option(None, "Use only this many images (built-ins: after their fixed shuffle; folders: the first in path order).")
 
 
 @dataclass
 class AugmentConfig:
-    mode: str = "ada"  # ada | fixed | diffaug | none: what D sees of every image (real and fake)
-    # ada / fixed: a StyleGAN2-ADA pipeline (bgc: blitting, geometry, colour, the paper's default;
-    # also blit, geom, color, filter, noise, cutout, bg, bgcf, bgcfn, bgcfnc) or keras (the
-    # keras-io example's flip, translation, rotation and zoom, with its own controller)
-    pipe: str = "bgc"
-    p: float = 0.0  # ada: starting probability; fixed: the constant probability
-    # ada: the controller's target; None: the pipeline's own (bgc family: E[sign(D(real))] = 0.6,
-    # as StyleGAN2-ADA; keras: D's accuracy on reals = 0.85, as the example)
-    target: float | None = None
-    ada_kimg: float = 500.0  # ada: thousands of images for p to move by 1 (StyleGAN2-ADA's 500)
-    interval: int = 4  # ada: steps between updates of p (StyleGAN2-ADA's 4)
+    mode: str = option("ada", "Augmentation of what D sees (real and fake): adaptive p, a fixed p, DiffAugment, or none.", flag="--aug")
+    pipe: str = option("bgc", "The pipeline of ada and fixed: StyleGAN2-ADA's (bgc: blitting, geometry, colour, its default; or another named set) or keras (the keras-io example's, with its own controller).", flag="--augpipe")
+    p: float = option(0.0, "Augmentation probability: the start for ada, the constant for fixed.", flag="--p")
+    target: float | None = option(None, "ADA's target: E[sign(D(real))] for the bgc family (0.6, as StyleGAN2-ADA), D's accuracy on reals for keras (0.85, as the example).", flag="--ada-target")
+    ada_kimg: float = option(500.0, "Thousands of images for ADA's p to move by 1 (StyleGAN2-ADA's 500; smaller for short runs).", flag="--ada-kimg")
+    interval: int = option(4, "Steps between updates of ADA's p (StyleGAN2-ADA's 4).", flag="--ada-interval")
     p_max: float | None = None  # ada: an optional cap on p; the reference has none (p only >= 0)
     integration_steps: int = 1000  # keras pipeline's controller: p moves by (acc - target) / this per step
     antialias: bool = True  # resample geometry at 2x through a low-pass filter, as the reference
-    policy: str = "color,translation,cutout"  # diffaug: its parts, in order (DiffAugment's default)
+    policy: str = option("color,translation,cutout", "DiffAugment's parts, in the order given: any of color, translation, cutout.", flag="--diffaug-policy")
     ops: dict = field(default_factory=dict)  # per-op multipliers over the pipeline's, e.g. {cutout: 1}
 
 
 @dataclass
 class EvalConfig:
-    every: int | None = None  # steps between KID evaluations of the EMA G (None: never); keeps best.pt
+    every: int | None = option(None, "Steps between KID evaluations of the EMA G on held-out images; keeps checkpoints/best.pt (unset: never).", flag="--eval-every")
     n: int = 1000  # generated images per evaluation (and at most this many held-out reals)
     features: str | None = None  # extractor (`gankit list`); None: mnist for digit data, else inception
     holdout: float = 0.1  # share of the data kept out of training to evaluate on, when `every` is set
-    inception_weights: str | None = None  # a local copy of the FID Inception weights
+    inception_weights: str | None = option(None, "A local copy of the FID Inception weights (for evaluation with inception features).")
 
 
 @dataclass
 class TargetConfig:
     # D's targets for reals / fakes; see losses/targets.py for what each does and why
-    smoothing: float = 0.0  # one-sided label smoothing: real target 1 - smoothing (0.1 is usual)
-    noise: float = 0.0  # per-sample target noise of this width, pulled towards 0.5 (GDL: 0.1)
-    flip: float = 0.0  # probability of swapping a sample's target (0.05 is usual)
+    smoothing: float = option(0.0, "One-sided label smoothing: D's real target is 1 - this (0.1 is usual).", flag="--label-smoothing")
+    noise: float = option(0.0, "Per-sample noise of this width on D's targets, pulled towards 0.5 (GDL: 0.1).", flag="--label-noise")
+    flip: float = option(0.0, "Probability of swapping each of D's targets (0.05 is usual).", flag="--label-flip")
 
     @property
     def active(self) -> bool:
@@ -92,23 +98,21 @@ class TargetConfig:
 class ReplayConfig:
     # Experience replay (Shrivastava et al. 2017; CycleGAN's image pool of 50 is the same idea):
     # D also sees fakes from earlier steps, so G cannot win by hopping to a mode D has forgotten.
-    size: int = 0  # past fakes kept (0: off)
-    fraction: float = 0.5  # share of D's fake batch drawn from the buffer once it has filled
+    size: int = option(0, "Experience replay: past fakes kept for D (0: off).", flag="--replay")
+    fraction: float = option(0.5, "Share of D's fake batch drawn from the replay buffer once it has filled.", flag="--replay-fraction")
 
 
 @dataclass
 class OptimConfig:
     name: str = "adam"  # adam | rmsprop (rmsprop with Keras' defaults: rho 0.9, eps 1e-7; Hands-On ML)
-    lr_g: float = 2e-4  # Adam learning rate of G (DCGAN paper / keras-io GAN-ADA)
-    lr_d: float = 2e-4  # Adam learning rate of D
+    lr_g: float = option(2e-4, "G's learning rate (Adam 2e-4: DCGAN paper, keras-io GAN-ADA).")
+    lr_d: float = option(2e-4, "D's learning rate.")
     beta1: float = 0.5  # a low beta1 damps the oscillation of adversarial training (DCGAN paper)
     beta2: float = 0.999  # Adam default
     # Constant, then linearly falling to zero (CycleGAN: 100 epochs constant, 100 decaying). The
     # positions are absolute and saved with the run, so a resumed run keeps its schedule.
-    # share of the run, at its end, over which both rates fall linearly to zero (None: the
-    # recipe's, 0.5 for CycleGAN; 0: constant); turned into decay_start / decay_length when a
-    # run starts, from --steps or --epochs
-    decay: float | None = None
+    # turned into decay_start / decay_length when a run starts, from --steps or --epochs
+    decay: float | None = option(None, "Share of the run, at its end, over which the learning rates fall linearly to zero (0: constant; unset: the recipe's, CycleGAN and pix2pix 0.5 as their references' 100 + 100 epochs). Kept on resume.", flag="--decay")
     decay_start: float | None = None  # where both learning rates start to fall (None: constant)
     decay_length: float | None = None  # how long they take to reach zero from there
     decay_unit: str = "steps"  # steps | epochs (passes over the data): the unit of the two above
@@ -116,42 +120,42 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    recipe: str = "dcgan"  # which GAN recipe (models + loss + defaults); `gankit list recipes`
+    recipe: str = option("dcgan", "GAN recipe: its nets, loss and hyper-parameters (`gankit list recipes`).")
     data: DataConfig = field(default_factory=DataConfig)
     model: dict = field(default_factory=dict)  # the recipe's model options (its own dataclass)
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    loss: str = "nonsaturating"  # adversarial loss on D's logits; `gankit list losses`
+    loss: str = option("nonsaturating", "Adversarial loss on D's logits.")
     targets: TargetConfig = field(default_factory=TargetConfig)  # label smoothing / noise / flips
-    penalty: str = "none"  # none | gp (WGAN-GP) | r1: a gradient penalty on D
-    penalty_weight: float | None = None  # None: the penalty's usual weight (gp 10, r1 5 = gamma/2)
+    penalty: str = option("none", "Gradient penalty on D: WGAN-GP's on interpolates, or R1 on reals.")
+    penalty_weight: float | None = option(None, "Weight of the penalty (unset: the penalty's usual, gp 10, r1 5 = gamma/2).")
     penalty_every: int = 1  # lazy regularisation: the penalty every N steps, weighted N (StyleGAN2: 16)
-    update: str = "joint"  # joint (keras GAN-ADA) | alternating | two_phase (Hands-On ML); `gankit list`
-    d_steps: int = 1  # alternating / two_phase: D steps per G step (WGAN-GP: 5)
-    g_steps: int = 1  # alternating / two_phase: G steps after the D steps
-    d_skip_below: float | None = None  # skip D's update while its loss is below this (D too strong)
+    update: str = option("joint", "Update strategy: the order of D's and G's passes in a step.")
+    d_steps: int = option(1, "D (critic) steps per step (alternating, two_phase; WGAN-GP: 5).")
+    g_steps: int = option(1, "G steps per step (alternating, two_phase).")
+    d_skip_below: float | None = option(None, "Skip D's update while its loss is below this (D too strong).")
     replay: ReplayConfig = field(default_factory=ReplayConfig)
-    spectral_norm: bool = False  # spectral normalisation of every D layer (Miyato et al. 2018)
-    conditional: bool = False  # class labels into G and D; the data must have labels
-    batch: int = 128  # images per step
-    steps: int | None = None  # total G steps; with epochs and time_budget, the first reached wins
-    epochs: float | None = None  # total passes over the data, converted to steps
-    time_budget: float | None = None  # seconds of training in this invocation
-    seed: int = 0  # seeds data order, initial weights, latents and dropout
-    ema_decay: float = 0.99  # EMA of G's weights, used for all samples (keras GAN-ADA: 0.99)
-    sample_every: int = 500  # steps between sample grids of the fixed latents
-    checkpoint_every: int = 1000  # steps between checkpoints (one is always written at the end)
-    keep_checkpoints: int = 3  # older checkpoints are deleted beyond this many
+    spectral_norm: bool = option(False, "Spectral normalisation of every D layer (Miyato et al. 2018).")
+    conditional: bool = option(False, "Class labels into G and D (the data needs labels).", flag="--conditional/--unconditional")
+    batch: int = option(128, "Images per step.")
+    steps: int | None = option(None, "Total training steps; with --epochs and --time-budget the first reached wins (none given: 3000).")
+    epochs: float | None = option(None, "Total passes over the data.")
+    time_budget: float | None = option(None, "Seconds to train in this invocation.")
+    seed: int = option(0, "Random seed of data order, initial weights, latents and dropout.")
+    ema_decay: float = option(0.99, "EMA decay of G's weights; every sample comes from the EMA G (keras GAN-ADA: 0.99).")
+    sample_every: int = option(500, "Steps between sample grids of fixed latents.")
+    checkpoint_every: int = option(1000, "Steps between checkpoints (one is always written at the end).")
+    keep_checkpoints: int = option(3, "Checkpoints to keep (older ones are deleted).", flag="--keep")
     log_every: int = 10  # steps between scalar logs (TensorBoard, metrics.jsonl)
     grid_size: int = 64  # images in each sample grid (a square number looks best)
-    name: str | None = None  # run folder name; None: a new dated unique name
-    runs_dir: str = "runs"  # parent folder of run folders
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "fp32"  # fp32 | bf16 (autocast; native CPU bf16 or CUDA) | fp16 (CUDA, loss scaling)
-    channels_last: bool = True  # NHWC memory layout: faster convolutions on CPU and CUDA
+    name: str | None = option(None, "Run folder name under --runs-dir (unset: a new dated, unique one).")
+    runs_dir: str = option("runs", "Parent folder of run folders.")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N.")
+    precision: str = option("fp32", "fp32; bf16 autocast (CUDA, or CPUs with native bf16); fp16 autocast with loss scaling (CUDA).")
+    channels_last: bool = option(True, "NHWC memory layout: faster convolutions on CPU and CUDA.")
     compile: bool = False  # torch.compile G and D (minutes of compiling; ~5% faster on this CPU)
-    progress: bool = True  # show a progress bar
+    progress: bool = option(True, "Show a progress bar.")
     guard_patience: int = 20  # non-finite updates in a row before rolling back to the last checkpoint
     sync_batchnorm: bool = False  # multi-GPU: batch-norm statistics over all ranks' batches (CUDA only)
     max_rollbacks: int = 3  # rollbacks before giving up with an error

@@ -79,7 +79,7 @@ def complete_bounds(config: TrainConfig) -> TrainConfig:
         total, unit = ((config.steps, "steps") if config.steps is not None else (config.epochs, "epochs"))
         if total is None:
             if config.optim.decay is not None:
-                raise GankitError("optim.decay needs a run length to take a share of: give --steps or --epochs")
+                raise GankitError("--decay needs a run length to take a share of: give --steps or --epochs")
         else:
             config.optim.decay_start, config.optim.decay_length = total * (1 - share), total * share
             config.optim.decay_unit = unit

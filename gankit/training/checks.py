@@ -41,7 +41,8 @@ def check_config(config) -> None:
         if not 0.0 <= getattr(optim, key) < 1.0:
             raise GankitError(f"optim.{key}={getattr(optim, key)} must be in [0, 1)")
     if optim.decay is not None and not 0.0 <= optim.decay <= 1.0:
-        raise GankitError(f"optim.decay={optim.decay}: give a share of the run from 0 (constant rate) to 1")
+        raise GankitError(f"--decay {optim.decay:g} (optim.decay): give a share of the run from 0 (constant "
+                          "rate) to 1")
     start, length = optim.decay_start, optim.decay_length
     if (start is None) != (length is None) or (start is not None and (start < 0 or length <= 0)):
         raise GankitError(f"optim.decay_start={start} and optim.decay_length={length}: give both (a "

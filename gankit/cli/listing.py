@@ -1,0 +1,37 @@
+"""gankit list: what is registered."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ..errors import GankitError
+from .app import DEVICE_HELP, IMAGE_SUFFIXES, app
+
+
+@app.command("list")
+def list_registered(
+    section: Optional[str] = typer.Argument(None, help="Only this: recipes, losses, penalties, updates, augpipes, augment-ops, datasets, features or presets."),
+):
+    """List the registered recipes, losses, penalties, update strategies, augmentation pipelines
+    and ops, datasets, feature extractors and the bundled presets."""
+    from ..augment import OP_NAMES, PIPE_NAMES
+    from ..config import preset_names
+    from ..data import DATASETS
+    from ..losses import LOSSES, PENALTIES
+    from ..metrics import FEATURE_EXTRACTORS
+    from ..training.updates import UPDATES
+    from ..variants import RECIPES
+
+    sections = {"recipes": RECIPES.names(), "losses": LOSSES.names(), "penalties": PENALTIES.names(),
+                "updates": UPDATES.names(), "augpipes": list(PIPE_NAMES), "augment-ops": list(OP_NAMES),
+                "datasets": DATASETS.names(),
+                "features": FEATURE_EXTRACTORS.names(), "presets": preset_names()}
+    if section is not None and section not in sections:
+        raise GankitError(f"nothing to list as {section!r}: use one of {', '.join(sections)}")
+    for title, names in sections.items():
+        if section in (None, title):
+            label = {"presets": "presets (--config NAME)", "augpipes": "augpipes (--augpipe)",
+                     "augment-ops": "augment-ops (--set augment.ops.NAME=multiplier)"}.get(title, title)
+            typer.echo(f"{label}: {', '.join(names)}")
