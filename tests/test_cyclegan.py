@@ -2,9 +2,6 @@
 its pools, the learning-rate schedule, exact resume, `gankit translate`, and a tiny unpaired
 pair of domains made from shipped digits (B = the other half, inverted) on which it learns."""
 
-import io
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -12,22 +9,20 @@ from PIL import Image
 from torch import nn
 
 from gankit import load_generator, load_translator, train
-from gankit.config import DataConfig, from_dict
+from gankit.config import DataConfig
 from gankit.resolve import resolve_config
 from gankit.data import DATASETS, load_unpaired
 from gankit.errors import GankitError
-from gankit.losses import get_loss
 from gankit.losses.cycle import cycle_loss, identity_loss
 from gankit.models.cyclegan import CycleGANOptions, PatchDiscriminator, ResidualBlock, ResnetGenerator
 from gankit.training import checkpoint as ckpt
 from gankit.training.replay import ReplayBuffer
 from gankit.training.schedule import linear_decay
-from gankit.variants import RECIPES, DataSpec, get_recipe
+from gankit.variants import DataSpec, get_recipe
 
 from helpers import one_line_error, run_cli as run
 from helpers import assert_same_tensors, metrics_rows, tiny_options, with_overrides
 
-TRANSLATORS = [name for name in RECIPES.names() if get_recipe(name).task == "unpaired"]
 PAIR = {"source": "digits-a", "source_b": "digits-b", "size": 16}
 
 
@@ -67,7 +62,7 @@ def test_resnet_generator_follows_the_paper(size, blocks):
 
 
 def test_patchgan_sees_70x70_patches():
-    D = PatchDiscriminator(256, 3, CycleGANOptions())
+    D = PatchDiscriminator(256, 3)
     convs = D.convs()
     assert [(c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == \
         [(64, 4, 2), (128, 4, 2), (256, 4, 2), (512, 4, 1), (1, 4, 1)]
@@ -81,52 +76,12 @@ def test_patchgan_sees_70x70_patches():
     # measured: the inputs one central logit depends on (without instance norm, which couples
     # every pixel of an image through its mean)
     torch.manual_seed(0)
-    D = PatchDiscriminator(128, 1, CycleGANOptions(norm="none", d_width=4))
+    D = PatchDiscriminator(128, 1, width=4, norm="none")
     image = torch.randn(1, 1, 128, 128, requires_grad=True)
     logits = D(image)  # (1, 1, 14, 14)
     logits[0, 0, 7, 7].backward()
     rows, cols = torch.nonzero(image.grad[0, 0], as_tuple=True)
     assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
-
-
-def build(name, spec, **options):
-    recipe = get_recipe(name)
-    torch.manual_seed(0)
-    return recipe.build(from_dict(recipe.model_config, {**recipe.tiny, **options}), spec)
-
-
-@pytest.mark.parametrize("options", [{}, {"norm": "none", "dropout": 0.5, "g_blocks": 0}])
-@pytest.mark.parametrize("name", TRANSLATORS)
-def test_translator_contract(name, options):
-    """Shapes and range, gradients to every weight, one step changes them, state round-trip."""
-    spec = DataSpec(size=16, channels=3)
-    G, D = build(name, spec, **options)
-    a, b = torch.rand(2, 4, 3, 16, 16) * 2 - 1
-    for direction, x in (("a2b", a), ("b2a", b)):
-        y = G(x, direction)
-        assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1
-    assert D(a, "a").shape == (4, 1, 2, 2) and D(b, "b").shape == (4, 1, 2, 2)
-    loss = get_loss("lsgan")
-    losses = {"G": lambda: loss.g_loss(D(G(a, "a2b"), "b")) + loss.g_loss(D(G(b, "b2a"), "a")),
-              "D": lambda: loss.d_loss(D(a, "a"), D(G(b, "b2a").detach(), "a"))
-              + loss.d_loss(D(b, "b"), D(G(a, "a2b").detach(), "b"))}
-    for net_name, net in (("G", G), ("D", D)):
-        named = list(net.named_parameters())
-        grads = torch.autograd.grad(losses[net_name](), [p for _, p in named])
-        assert all(g.abs().sum() > 0 for g in grads), [n for (n, _), g in zip(named, grads) if not g.abs().sum()]
-        before = [p.detach().clone() for _, p in named]
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        losses[net_name]().backward(inputs=list(net.parameters()))
-        opt.step()
-        assert all(not torch.equal(x, p) for x, (_, p) in zip(before, named))
-    buffer = io.BytesIO()
-    torch.save({"G": G.state_dict(), "D": D.state_dict()}, buffer)
-    buffer.seek(0)
-    state = torch.load(buffer, weights_only=True)
-    G2, D2 = build(name, spec, **options)
-    G2.load_state_dict(state["G"]), D2.load_state_dict(state["D"])
-    G.eval(), G2.eval()
-    assert torch.equal(G(a, "a2b"), G2(a, "a2b")) and torch.equal(D(a, "a"), D2(a, "a"))
 
 
 def test_sizes_and_options_the_nets_cannot_use_are_user_errors(tmp_path):

@@ -11,6 +11,7 @@ from gankit.errors import GankitError
 from gankit.losses import get_loss
 from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn import ShiftOnlyBatchNorm
+from gankit.contracts import Discriminator, DomainDiscriminators, ImageGenerator, ImageTranslator
 from gankit.variants import RECIPES, DataSpec, get_recipe
 
 SPECS = [DataSpec(size=16, channels=1), DataSpec(size=32, channels=3), DataSpec(size=16, channels=1, num_classes=3)]
@@ -43,7 +44,7 @@ def labels_for(spec, n):
 
 def cases():
     for name in RECIPES.names():
-        if get_recipe(name).task != "generation":  # noise -> image contract; translators: test_cyclegan
+        if get_recipe(name).task != "generation":  # noise -> image; translators: below
             continue
         yield pytest.param(name, {}, id=name)
         for i, options in enumerate(VARIANTS.get(name, [])):
@@ -54,6 +55,7 @@ def cases():
 @pytest.mark.parametrize("name, options", cases())
 def test_shapes_and_output_range(name, options, spec):
     G, D = build(name, spec, **options)
+    assert isinstance(G, ImageGenerator) and isinstance(D, Discriminator)
     z, labels = torch.randn(6, G.latent_dim), labels_for(spec, 6)
     images = G(z, labels)
     assert images.shape == (6, spec.channels, spec.size, spec.size)
@@ -141,3 +143,65 @@ def test_dcgan_follows_the_keras_example():
 def test_sizes_the_dcgan_cannot_make_are_user_errors(size):
     with pytest.raises(GankitError, match="power of two"):
         DCGANGenerator(size=size, channels=3)
+
+
+# ---------------------------------------------------------------- translators (tasks unpaired, paired)
+
+TRANSLATORS = [name for name in RECIPES.names() if get_recipe(name).task in ("unpaired", "paired")]
+TRANSLATOR_VARIANTS = {"cyclegan": {"norm": "none", "dropout": 0.5, "g_blocks": 0},
+                       "pix2pix": {"norm": "batch", "dropout": 0.0}}
+
+
+def translator_losses(G, D, a, b, loss):
+    """(G's loss, D's loss) over every direction G has and the discriminator(s) D has: one per
+    domain (DomainDiscriminators), or one that judges an output beside its input."""
+    if isinstance(D, DomainDiscriminators):
+        to = {"a2b": ("b", a), "b2a": ("a", b)}  # direction -> (the domain it makes, its input)
+        judge = {"a2b": lambda x, source: D(x, "b"), "b2a": lambda x, source: D(x, "a")}
+        reals = {"a2b": b, "b2a": a}
+    else:
+        to = {"a2b": (None, a)}
+        judge = {"a2b": lambda x, source: D(x, source)}
+        reals = {"a2b": b}
+    g = lambda: sum(loss.g_loss(judge[d](G(x, d), x)) for d, (_, x) in to.items() if d in G.directions)
+    d = lambda: sum(loss.d_loss(judge[k](reals[k], x), judge[k](G(x, k).detach(), x))
+                    for k, (_, x) in to.items() if k in G.directions)
+    return g, d
+
+
+@pytest.mark.parametrize("variant", [False, True], ids=["defaults", "variant"])
+@pytest.mark.parametrize("name", TRANSLATORS)
+def test_translator_contract(name, variant):
+    """The Protocols, shapes and range, gradients to every weight, one step changes them, and a
+    state round trip."""
+    options = TRANSLATOR_VARIANTS.get(name, {}) if variant else {}
+    spec = DataSpec(size=16, channels=3)
+    G, D = build(name, spec, **options)
+    assert isinstance(G, ImageTranslator) and G.channels == 3
+    assert isinstance(D, DomainDiscriminators) or isinstance(D, Discriminator)
+    a, b = torch.rand(2, 4, 3, 16, 16) * 2 - 1
+    for direction in G.directions:
+        y = G(a, direction)
+        assert y.shape == a.shape and y.min() >= G.output_range[0] and y.max() <= G.output_range[1]
+    loss = get_loss(get_recipe(name).defaults["loss"])
+    g_loss, d_loss = translator_losses(G, D, a, b, loss)
+    for net_name, net, fn in (("G", G, g_loss), ("D", D, d_loss)):
+        named = list(net.named_parameters())
+        grads = torch.autograd.grad(fn(), [p for _, p in named])
+        assert all(g.abs().sum() > 0 for g in grads), [n for (n, _), g in zip(named, grads) if not g.abs().sum()]
+        before = [p.detach().clone() for _, p in named]
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        fn().backward(inputs=list(net.parameters()))
+        opt.step()
+        assert all(not torch.equal(x, p) for x, (_, p) in zip(before, named))
+    buffer = io.BytesIO()
+    torch.save({"G": G.state_dict(), "D": D.state_dict()}, buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    G2, D2 = build(name, spec, **options)
+    G2.load_state_dict(state["G"]), D2.load_state_dict(state["D"])
+    for net in (G, G2, D, D2):
+        net.eval()
+    assert torch.equal(G(a, "a2b"), G2(a, "a2b"))
+    judge = (lambda net: net(a, "a")) if isinstance(D, DomainDiscriminators) else (lambda net: net(b, a))
+    assert torch.equal(judge(D), judge(D2))

@@ -36,25 +36,41 @@ def domains(a: Optional[str], b: Optional[str], root: Optional[Path]) -> tuple[s
     return a, b
 
 
+def pairs(a: Optional[str], b: Optional[str], root: Optional[Path]) -> tuple[str, Optional[str]]:
+    """(inputs, targets or None) for pix2pix: a folder of side-by-side A|B files (or a dataset
+    root holding train/, as the reference's facades), two folders of files with matching names,
+    or a built-in pair."""
+    if root is not None:
+        if a or b:
+            raise GankitError("give the pairs either as --a (and --b) or as --data ROOT, not both")
+        return str(root / "train" if (root / "train").is_dir() else root), None
+    if not a:
+        raise GankitError("give the pairs: --a FOLDER of side-by-side A|B images, --a INPUTS --b "
+                          "TARGETS (files with the same names), or a built-in such as --a mnist5k-edges")
+    return a, b
+
+
 def translate_train(given: dict, a: Optional[str] = None, b: Optional[str] = None, data: Optional[Path] = None,
-                    tiny: bool = False, set_: list[str] = (), resume: Optional[Path] = None):
-    """Train a CycleGAN on two unpaired folders of images (trainA/, trainB/)."""
+                    paired: bool = False, tiny: bool = False, set_: list[str] = (), resume: Optional[Path] = None):
+    """Train a CycleGAN on two unpaired folders of images (trainA/, trainB/), or with --paired a
+    pix2pix on aligned pairs."""
     from ..api import train as run_training
     from ..config import merge
     from ..variants import get_recipe
 
     options = given
     if resume is None:
-        source_a, source_b = domains(a, b, data)
-        options = merge({"recipe": "cyclegan", "data": {"source": source_a, "source_b": source_b}}, options)
+        recipe = "pix2pix" if paired else "cyclegan"
+        source_a, source_b = pairs(a, b, data) if paired else domains(a, b, data)
+        options = merge({"recipe": recipe, "data": {"source": source_a, "source_b": source_b}}, options)
         if tiny:
-            options["model"] = dict(get_recipe("cyclegan").tiny)
-    elif any(v is not None for v in (a, b, data)) or tiny or any(key in given for key in ("data", "optim")):
+            options["model"] = dict(get_recipe(recipe).tiny)
+    elif any(v is not None for v in (a, b, data)) or tiny or paired or any(key in given for key in ("data", "optim")):
         raise GankitError("--resume continues a run with its own data, size and schedule: give only "
                           "--steps, --epochs or --time-budget (and logging options)")
     result = run_training(merge(options, parse_set(list(set_))), resume=resume)
-    typer.echo(f"trained {result.step} steps ({result.images_seen} images of each domain); run "
-               f"folder: {result.run_dir}")
+    typer.echo(f"trained {result.step} steps ({result.images_seen} {'pairs' if paired else 'images of each domain'}); "
+               f"run folder: {result.run_dir}")
     typer.echo(f"latest checkpoint: {result.checkpoint}")
 
 
@@ -65,9 +81,10 @@ def _keyword(name: str, annotation, option) -> inspect.Parameter:
 TRAIN_FIELDS = ["data.size", "data.channels", "data.mirror", "steps", "epochs", "time_budget", "optim.decay",
                 "batch", "seed", "name", "runs_dir", "sample_every", "checkpoint_every", "device", "progress"]
 OWN = [
-    _keyword("a", Optional[str], typer.Option(None, "--a", help="Domain A: a folder of images, or a built-in (mnist5k-a, digits-a).")),
-    _keyword("b", Optional[str], typer.Option(None, "--b", help="Domain B: a folder of images, or a built-in (mnist5k-b, digits-b: A's other half, inverted).")),
-    _keyword("data", Optional[Path], typer.Option(None, help="A dataset root holding trainA/ and trainB/, instead of --a and --b.")),
+    _keyword("a", Optional[str], typer.Option(None, "--a", help="Domain A: a folder of images, or a built-in (mnist5k-a, digits-a). With --paired: the inputs, or a folder of side-by-side A|B images, or a built-in pair (mnist5k-edges, mnist5k-masked, digits-edges, digits-masked).")),
+    _keyword("b", Optional[str], typer.Option(None, "--b", help="Domain B: a folder of images, or a built-in (mnist5k-b, digits-b: A's other half, inverted). With --paired: the targets, files named as the inputs.")),
+    _keyword("data", Optional[Path], typer.Option(None, help="A dataset root holding trainA/ and trainB/ (with --paired: train/ of side-by-side A|B images), instead of --a and --b.")),
+    _keyword("paired", bool, typer.Option(False, "--paired", help="Train pix2pix on aligned pairs (input, target) instead of CycleGAN on unpaired domains.")),
     _keyword("tiny", bool, typer.Option(False, "--tiny", help="Tiny networks that train in seconds: a smoke test of the whole path.")),
     _keyword("set_", list[str], typer.Option([], "--set", help="Any config field: --set model.cycle_weight=5, --set data.jitter=0 (no 286 -> 256 style crops) (repeatable).")),
     _keyword("resume", Optional[Path], typer.Option(None, help="Continue the run in this folder (or from this checkpoint); it keeps its epoch count and learning-rate schedule.")),
@@ -80,7 +97,7 @@ def translate_apply(
     checkpoint: Path = typer.Argument(..., help="A checkpoint of `gankit translate train`, or its run folder."),
     input: Path = typer.Argument(..., help="An image file, or a folder of images (searched recursively)."),
     output: Path = typer.Argument(..., help="The translated image for a file; for a folder, a folder of PNGs with the same relative names."),
-    direction: str = typer.Option("a2b", help="a2b: domain A to B; b2a: B to A (CycleGAN only)."),
+    direction: str = typer.Option("a2b", help="a2b: domain A to B (pix2pix: input to target); b2a: B to A (CycleGAN only)."),
     batch: int = typer.Option(16, help="Images per forward pass."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
 ):

@@ -62,8 +62,10 @@ def default_blocks(size: int) -> int:
     return 6 if size <= 128 else 9
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
-    return nn.InstanceNorm2d(channels) if kind == "instance" else nn.Identity()
+def _norm(kind: str, channels: int, affine: bool = False) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.InstanceNorm2d(channels, affine=affine) if kind == "instance" else nn.Identity()
 
 
 def _normal_init(module: nn.Module) -> None:
@@ -71,7 +73,8 @@ def _normal_init(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 class ResidualBlock(nn.Module):
@@ -114,23 +117,28 @@ class ResnetGenerator(nn.Module):
 
 
 class PatchDiscriminator(nn.Module):
-    def __init__(self, size: int, channels: int, o: CycleGANOptions):
+    """The PatchGAN on `channels`-channel images (pix2pix's sees input and output side by side)."""
+
+    def __init__(self, size: int, channels: int, width: int = 64, layers_: int = 3,
+                 norm: str = "instance", affine: bool = False):
         super().__init__()
         self.size, self.channels = size, channels
-        widths = [o.d_width * min(2 ** i, 8) for i in range(o.d_layers + 1)]  # 64, 128, 256, 512
+        widths = [width * min(2 ** i, 8) for i in range(layers_ + 1)]  # 64, 128, 256, 512
+        # a norm with a learnt shift makes the conv's bias redundant (the reference drops it)
+        bias = norm == "none" or (norm == "instance" and not affine)
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        for i in range(1, o.d_layers + 1):
-            stride = 2 if i < o.d_layers else 1  # C512 keeps the resolution
-            layers += [nn.Conv2d(widths[i - 1], widths[i], 4, stride, 1), _norm(o.norm, widths[i]),
-                       nn.LeakyReLU(0.2, True)]
+        for i in range(1, layers_ + 1):
+            stride = 2 if i < layers_ else 1  # C512 keeps the resolution
+            layers += [nn.Conv2d(widths[i - 1], widths[i], 4, stride, 1, bias=bias),
+                       _norm(norm, widths[i], affine), nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 1))  # one logit per patch
         self.net = nn.Sequential(*layers)
         side = size
         for conv in self.convs():
             side = (side + 2 * conv.padding[0] - conv.kernel_size[0]) // conv.stride[0] + 1
         if side < 1:
-            raise GankitError(f"size {size} is too small for D's {o.d_layers} stride-2 layers "
-                              f"(model.d_layers={o.d_layers}): use a larger --size (32 or more for "
+            raise GankitError(f"size {size} is too small for D's {layers_} stride-2 layers "
+                              f"(model.d_layers={layers_}): use a larger --size (32 or more for "
                               "the default 3) or fewer layers")
         self.patches = side  # logits per side
         _normal_init(self)
@@ -177,8 +185,8 @@ class CycleDiscriminators(nn.Module):
 
     def __init__(self, size: int, channels: int, o: CycleGANOptions):
         super().__init__()
-        self.a = PatchDiscriminator(size, channels, o)
-        self.b = PatchDiscriminator(size, channels, o)
+        self.a = PatchDiscriminator(size, channels, o.d_width, o.d_layers, o.norm)
+        self.b = PatchDiscriminator(size, channels, o.d_width, o.d_layers, o.norm)
 
     def part(self, domain: str) -> PatchDiscriminator:
         assert domain in self.parts, domain

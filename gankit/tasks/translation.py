@@ -19,6 +19,7 @@ import torch
 
 from ..config import DataConfig, ReplayConfig, TrainConfig
 from ..data import UnpairedData, load_unpaired
+from ..data.paired import PairedData, PairedStream, load_paired
 from ..data.streams import DomainStreams
 from ..errors import GankitError
 from ..losses.cycle import cycle_loss, identity_loss
@@ -166,3 +167,92 @@ TASKS.register("unpaired", UnpairedTranslationTask)
 UPDATES.register("cycle", Update(cycle_update, lambda d_steps: 1,
                                  "CycleGAN: both generators (adversarial + cycle + identity L1), "
                                  "then both discriminators on pooled fakes", task="unpaired"))
+
+
+class PairedTranslationTask(Task):
+    name = "paired"
+    description = "input image -> its target image, from aligned pairs (pix2pix)"
+
+    @classmethod
+    def check(cls, config: TrainConfig) -> None:
+        check_translation(config, cls.name)
+        if config.augment.mode != "none":
+            raise GankitError(f"pix2pix's D judges an output beside its input, and augmenting D's view "
+                              f"would transform the output alone: drop --aug {config.augment.mode} "
+                              "(use --aug none)")
+        if config.replay.size:
+            raise GankitError("pix2pix's D judges a fake beside its own input, which a pool of past "
+                              "fakes does not keep: drop the replay options (the reference uses none)")
+
+    @classmethod
+    def load_data(cls, cfg: DataConfig, progress: bool = True) -> PairedData:
+        return load_paired(cfg, progress)
+
+    @classmethod
+    def data_spec(cls, config: TrainConfig, data: PairedData | None = None) -> DataSpec:
+        if data is None:
+            return DataSpec(config.data.size, config.data.channels or 3)
+        return DataSpec(data.size, data.channels)
+
+    @classmethod
+    def objective_weights(cls, config: TrainConfig) -> dict[str, float]:
+        return objective_weights(config, ("gan", "l1"))
+
+    def __init__(self, config: TrainConfig, data: PairedData, G: torch.nn.Module, device: torch.device,
+                 memory_format: torch.memory_format = torch.contiguous_format, rank: int = 0,
+                 world: int = 1):
+        super().__init__(config, data, G, device, memory_format, rank, world)
+        self.stream = PairedStream(data, config.batch, config.seed, rank, world, config.data.mirror)
+        # fixed pairs of their own stream for the sheet; the pairs' first images, unshuffled, would
+        # show the same few every run of a folder sorted by name
+        (self.sheet_inputs, self.sheet_targets), _ = PairedStream(
+            data, config.grid_size, derive_seed(config.seed, "sheet")).images(0)
+
+    def batch(self, k: int) -> tuple[tuple[Tensor, Tensor], int]:
+        (a, b), _ = self.stream.images(k)
+        return (self.to_model(a), self.to_model(b)), a.shape[0]
+
+    @torch.no_grad()
+    def sample_sheet(self, G: torch.nn.Module) -> tuple[Tensor, int | None]:
+        """Rows: inputs, G's outputs, targets."""
+        inputs = self.to_model(self.sheet_inputs)
+        outputs = to_unit_range(G(inputs, "a2b"), G.output_range).cpu()
+        return torch.cat([self.sheet_inputs, outputs, self.sheet_targets]), len(inputs)
+
+
+def pix2pix_update(ctx: StepContext, next_batch, d_steps: int = 1, g_steps: int = 1) -> dict[str, Tensor]:
+    """pix2pix's step, in the reference's order: G translates the inputs once; D steps on
+    (input, target) against (input, G(input)); then G steps on fooling the new D plus lambda times
+    the L1 distance to the target, through the same forward pass.
+
+    The reference halves D's loss; Adam's steps do not depend on the loss's scale (up to its
+    epsilon), so ours, the sum, trains the same.
+    """
+    inputs, targets = next_batch()
+    w, loss = ctx.objective.weights, ctx.objective.loss
+    with ctx.autocast():
+        outputs = ctx.G(inputs, "a2b")
+        fake = outputs.detach()
+        real_logits = ctx.critic(targets, inputs)
+        fake_logits = ctx.critic(fake, inputs)
+        d_loss, stats = discriminator_loss(ctx, real_logits, fake_logits, targets, fake, inputs)
+    ctx.opt_d.zero_grad(set_to_none=True)
+    ctx.backward(d_loss, ctx.d_params)
+    d_step(ctx, stats)
+    stats.update(d_stats(ctx, real_logits, fake_logits))
+
+    with ctx.autocast():
+        adversarial = loss.g_loss(ctx.critic(outputs, inputs).float())
+    l1 = (outputs.float() - targets.float()).abs().mean()
+    g_loss = w["gan"] * adversarial + w["l1"] * l1
+    ctx.opt_g.zero_grad(set_to_none=True)
+    ctx.backward(g_loss, ctx.g_params)  # D's weights get no gradient from G's loss
+    ctx.guard.step(ctx.opt_g, ctx.g_params)
+    return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), "loss/g_adv": adversarial.detach(),
+            "loss/l1": l1.detach(), **stats}
+
+
+TASKS.register("paired", PairedTranslationTask)
+UPDATES.register("pix2pix", Update(pix2pix_update, lambda d_steps: 1,
+                                   "pix2pix: D on (input, target) vs (input, G(input)), then G "
+                                   "(adversarial + L1 to the target)", task="paired"))

@@ -5,6 +5,6 @@ The training loop never looks at a recipe's name.
 """
 
 from .base import RECIPES, DataSpec, Recipe, get_recipe
-from . import convgan, cyclegan, dcgan, mlp, style  # noqa: F401,E402  (register the recipes)
+from . import convgan, cyclegan, dcgan, mlp, pix2pix, style  # noqa: F401,E402  (register the recipes)
 
 __all__ = ["RECIPES", "DataSpec", "Recipe", "get_recipe"]
