@@ -25,7 +25,7 @@ class LoadedGenerator:
     def __init__(self, module: torch.nn.Module, config: TrainConfig, step: int, device: torch.device,
                  class_names: list[str] | None = None):
         self.module, self.config, self.step, self.device = module, config, step, device
-        self.num_classes = getattr(module, "num_classes", 0)
+        self.num_classes = module.num_classes  # the ImageGenerator contract
         self.class_names = class_names or [str(i) for i in range(self.num_classes)]
 
     @property

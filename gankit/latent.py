@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from .contracts import StyleGenerator
 from .errors import GankitError
 from .visualize import to_unit_range
 
@@ -29,7 +30,7 @@ STYLE_HINT = "a StyleGAN-style generator (--recipe stylegan)"
 
 
 def is_style_generator(G: torch.nn.Module) -> bool:
-    return hasattr(G, "mapping") and hasattr(G, "synthesis")
+    return isinstance(G, StyleGenerator)  # the contract: mapping, synthesis, num_ws, w_avg
 
 
 def check_psi(psi: float, G: torch.nn.Module | None = None) -> float:
@@ -110,7 +111,7 @@ def _batched(fn: Callable[..., torch.Tensor], G: torch.nn.Module, *inputs: torch
 def default_label(G: torch.nn.Module, label: int | None) -> int | None:
     """The class a conditional G is held at: `label`, else class 0. A fixed class (not one drawn
     from the seed) so that changing --seed changes only the latents; None for unconditional G."""
-    if not getattr(G, "num_classes", 0):
+    if not G.num_classes:
         return None
     return 0 if label is None else int(label)
 
@@ -170,7 +171,7 @@ def truncated_sample(G: torch.nn.Module, n: int, psi: float = 1.0, seed: int | N
     style generator's w pulled towards w_avg by `psi`. A conditional G draws random classes
     unless `label` fixes one (as `sample` does)."""
     psi = check_psi(psi, G)
-    z, labels = draw_latents(G.latent_dim, n, seed, getattr(G, "num_classes", 0), label)
+    z, labels = draw_latents(G.latent_dim, n, seed, G.num_classes, label)
     return _batched(lambda z_, y: raw_images(G, z_, y, psi), G, z, labels, batch_size=batch_size)
 
 

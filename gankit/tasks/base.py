@@ -90,7 +90,7 @@ class Task(ABC):
     def data_facts(self) -> dict:
         """What the checkpoint records of the data (for `gankit sample` and friends)."""
         return {"name": self.data.name, "size": self.data.size, "channels": self.data.channels,
-                "num_images": len(self.data), "class_names": getattr(self.data, "class_names", None),
+                "num_images": len(self.data), "class_names": self.data.class_names,
                 "num_classes": 0}
 
     # ------------------------------------------------------------ helpers
