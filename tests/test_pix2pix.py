@@ -150,6 +150,14 @@ def test_a_pair_shares_its_crop_and_its_flip():
 
 
 def test_bad_paired_sources_are_user_errors(tmp_path):
+    write(tmp_path / "odd" / "0.png", np.zeros((8, 16)))
+    write(tmp_path / "odd" / "1.png", np.zeros((8, 17)))
+    with pytest.raises(GankitError, match=r"1.png is 17 px wide, an odd width"):
+        load_paired(DataConfig(source=str(tmp_path / "odd"), size=8))
+    write(tmp_path / "A" / "x.png", np.zeros((8, 8)))
+    write(tmp_path / "B" / "x.png", np.zeros((8, 9)))
+    with pytest.raises(GankitError, match=r"x.png is 8x8 but its target .*x.png is 9x8"):
+        load_paired(DataConfig(source=str(tmp_path / "A"), source_b=str(tmp_path / "B"), size=8))
     (tmp_path / "empty").mkdir()
     with pytest.raises(GankitError, match="neither a built-in pair"):
         load_paired(DataConfig(source=str(tmp_path / "missing")))
@@ -239,7 +247,9 @@ def test_translate_train_paired_and_apply_end_to_end(tmp_path, capsys):
 def test_translate_train_paired_errors_are_one_line(tmp_path, capsys):
     common = ["--paired", "--size", "16", "--tiny", "--steps", "1", "--no-progress", "--runs-dir", str(tmp_path / "runs")]
     (tmp_path / "A").mkdir()
+    write(tmp_path / "odd" / "pair.png", np.zeros((16, 33)))
     for args, expected in [([], "give the pairs"),
+                           (["--a", str(tmp_path / "odd")], "pair.png is 33 px wide, an odd width"),
                            (["--a", str(tmp_path / "nope")], "neither a built-in pair"),
                            (["--a", str(tmp_path / "A"), "--b", str(tmp_path / "B")], "does not exist"),
                            (["--a", "digits-edges", "--data", str(tmp_path)], "not both")]:

@@ -120,6 +120,8 @@ def load_paired(cfg: DataConfig, progress: bool = True) -> PairedData:
                 break
             try:
                 image_a, image_b = _decode_pair(path_a, path_b, preprocess)
+            except GankitError:
+                raise
             except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ...
                 failures.append(f"{path_a}: {' '.join(str(err).split()) or type(err).__name__}")
                 continue
@@ -139,16 +141,23 @@ def load_paired(cfg: DataConfig, progress: bool = True) -> PairedData:
 
 
 def _decode_pair(path_a: Path, path_b: Path | None, preprocess: Preprocess) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A, B) as uint8 (C, h, w), each preprocessed on its own (a side-by-side file: its halves)."""
+    """(A, B) as uint8 (C, h, w), each preprocessed on its own (a side-by-side file: its halves).
+    A pair whose two sides differ in size cannot be aligned: a GankitError naming the file (not
+    a skipped file, as an undecodable one is: it is the layout that is wrong, not the file)."""
     with Image.open(path_a) as img:
         if path_b is not None:
             with Image.open(path_b) as img_b:
+                if img.size != img_b.size:
+                    raise GankitError(f"{path_a} is {img.size[0]}x{img.size[1]} but its target {path_b} is "
+                                      f"{img_b.size[0]}x{img_b.size[1]}: an input and its target must have "
+                                      "the same size, pixel for pixel; resize or crop one of them")
                 return preprocess(img), preprocess(img_b)
-        img.load()
         width, height = img.size
-        if width < 2:
-            raise ValueError(f"{width} pixel wide: too narrow to hold A and B side by side")
-        half = width // 2  # as the reference: an odd last column goes to B
+        if width % 2:
+            raise GankitError(f"{path_a} is {width} px wide, an odd width: a side-by-side pair holds A "
+                              f"and B at the same size, so its width is even; check the file is an A|B "
+                              "pair, or give inputs and targets as two folders (--a, --b)")
+        half = width // 2
         return preprocess(img.crop((0, 0, half, height))), preprocess(img.crop((half, 0, width, height)))
 
 
