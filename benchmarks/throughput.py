@@ -45,13 +45,21 @@ MODES = {
 }
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def synchronize(device: str) -> None:
+    """Wait for the GPU's queued work: without it a CUDA step would time only its launch."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 10, device: str = "cpu") -> float:
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     a @ b
     times = []
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         a @ b
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return 2 * n**3 / statistics.median(times) / 1e9
 
@@ -77,12 +85,12 @@ def kornia_pipeline(p: float) -> torch.nn.Module:
     )
 
 
-def build_trainer(mode: str, size: int, channels: int, batch: int, tmp: str) -> Trainer:
+def build_trainer(mode: str, size: int, channels: int, batch: int, tmp: str, device: str = "cpu") -> Trainer:
     precision, channels_last, update, augment = MODES[mode]
     kornia = augment["mode"] == "kornia"
     config = resolve_config({"data": {"size": size, "channels": channels}, "batch": batch,
                              "precision": precision, "channels_last": channels_last,
-                             "update": update, "runs_dir": tmp, "progress": False,
+                             "update": update, "runs_dir": tmp, "progress": False, "device": device,
                              "augment": {"mode": "none"} if kornia else augment,
                              "compile": mode.endswith("-compile")})
     trainer = build_run(config, run_dir=tmp, data=synthetic_data(size, channels), write_config=False).trainer
@@ -99,7 +107,8 @@ def one_step(trainer: Trainer) -> None:
 def measure(modes: list[str], args) -> dict[str, dict]:
     """Time the modes' steps interleaved (one step of each in turn), so that a noisy neighbour on
     the machine slows every mode alike and the ratios between them hold."""
-    trainers = {mode: build_trainer(mode, args.size, args.channels, args.batch, args.tmp) for mode in modes}
+    trainers = {mode: build_trainer(mode, args.size, args.channels, args.batch, args.tmp, args.device)
+                for mode in modes}
     flops = {}
     for mode, trainer in trainers.items():
         with FlopCounterMode(display=False) as counter:
@@ -110,8 +119,10 @@ def measure(modes: list[str], args) -> dict[str, dict]:
     times = {mode: [] for mode in modes}
     for _ in range(args.steps):
         for mode, trainer in trainers.items():
+            synchronize(args.device)
             start = time.perf_counter()
             one_step(trainer)
+            synchronize(args.device)
             times[mode].append(time.perf_counter() - start)
     rows = {}
     for mode in modes:
@@ -134,12 +145,14 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--tmp", default="/tmp/gankit-throughput")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the yardstick matmul runs there too)")
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    bf16_native = cpu_supports_bf16()
-    fp32_matmul = matmul_gflops(torch.float32)
-    bf16_matmul = matmul_gflops(torch.bfloat16) if bf16_native else None
+    cuda = args.device.startswith("cuda")
+    bf16_native = torch.cuda.is_bf16_supported() if cuda else cpu_supports_bf16()
+    fp32_matmul = matmul_gflops(torch.float32, device=args.device)
+    bf16_matmul = matmul_gflops(torch.bfloat16, device=args.device) if bf16_native else None
     modes = [m for m in args.modes.split(",") if m]
     skipped = {}
     for mode in modes:
@@ -149,7 +162,7 @@ def main() -> None:
             except ImportError:
                 skipped[mode] = "kornia is not installed"
         if MODES[mode][0] == "bf16" and not bf16_native:
-            skipped[mode] = "CPU has no native bf16 (AVX-512 BF16 / AMX)"
+            skipped[mode] = "no native bf16 here (CPU: AVX-512 BF16 / AMX; GPU: Ampere or later)"
     measured = measure([m for m in modes if m not in skipped], args)
     results = []
     for mode in modes:
@@ -171,6 +184,7 @@ def main() -> None:
 
     summary = {
         "benchmark": "throughput", "size": args.size, "channels": args.channels, "batch": args.batch,
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "bf16_native": bf16_native, "matmul_fp32_gflops": round(fp32_matmul, 1),

@@ -347,6 +347,7 @@ def test_no_pipeline_reads_a_tensor_back_to_the_host(make):
     assert spy.reads == []
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (device check: benchmarks/device_check.sh)")
 def test_no_pipeline_synchronises_the_gpu():
     x = images(n=16, channels=3, size=32).cuda().requires_grad_()
