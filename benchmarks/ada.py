@@ -136,16 +136,18 @@ def spread(values: list[float]) -> str:
 
 
 def table(by_arm: dict[str, list[dict]]) -> str:
-    baseline = statistics.mean(r["kid"] for r in by_arm["none"]) if "none" in by_arm else None
-    lines = ["| arm | seeds | steps (kimg) | final KID, mean ± sd | per seed | × none | best KID during training "
-             "| p at the end | r_t at the end | s per run |",
-             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    """One row per arm. Medians beside means: one collapsed run (KID > 1) would make a mean say
+    more about that run than about the arm."""
+    baseline = statistics.median(r["kid"] for r in by_arm["none"]) if "none" in by_arm else None
+    lines = ["| arm | seeds | final KID per seed | median | × none (medians) | mean ± sd | best KID during "
+             "training, median | p at the end | r_t at the end | s per run |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for arm, runs in by_arm.items():
         kids = [r["kid"] for r in runs]
-        ratio = f"{statistics.mean(kids) / baseline:.2f}" if baseline else "-"
+        ratio = f"{statistics.median(kids) / baseline:.2f}" if baseline else "-"
         lines.append(
-            f"| {arm} | {len(runs)} | {runs[0]['steps']} ({runs[0]['kimg']:g}) | {spread(kids)} | "
-            f"{', '.join(f'{k:.3f}' for k in kids)} | {ratio} | {spread([r['best_eval_kid'] for r in runs])} | "
+            f"| {arm} | {len(runs)} | {', '.join(f'{k:.3f}' for k in kids)} | {statistics.median(kids):.3f} | "
+            f"{ratio} | {spread(kids)} | {statistics.median(r['best_eval_kid'] for r in runs):.3f} | "
             f"{spread([r['final_p'] for r in runs])} | {spread([r['final_r_t'] for r in runs])} | "
             f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
     return "\n".join(lines)

@@ -125,6 +125,7 @@ def test_list_shows_registered_names(capsys):
     code, out, _ = run(["list"], capsys)
     assert code == 0 and "dcgan" in out and "nonsaturating" in out and "mnist5k" in out
     assert "bgcfnc" in out and "keras" in out and "lumaflip" in out  # augmentation pipelines and ops
+    assert "tasks: generation, paired, unpaired" in out and "mnist5k-masked" in out and "pix2pix" in out
 
 
 def test_yaml_style_floats_and_corrupt_file_warnings_are_friendly(tmp_path, capsys):

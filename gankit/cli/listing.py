@@ -12,26 +12,29 @@ from .app import DEVICE_HELP, IMAGE_SUFFIXES, app
 
 @app.command("list")
 def list_registered(
-    section: Optional[str] = typer.Argument(None, help="Only this: recipes, losses, penalties, updates, augpipes, augment-ops, datasets, features or presets."),
+    section: Optional[str] = typer.Argument(None, help="Only this: recipes, tasks, losses, penalties, updates, augpipes, augment-ops, datasets, paired-datasets, features or presets."),
 ):
     """List the registered recipes, losses, penalties, update strategies, augmentation pipelines
     and ops, datasets, feature extractors and the bundled presets."""
     from ..augment import OP_NAMES, PIPE_NAMES
     from ..config import preset_names
     from ..data import DATASETS
+    from ..data.paired import PAIRED_DATASETS
     from ..losses import LOSSES, PENALTIES
     from ..metrics import FEATURE_EXTRACTORS
     from ..training.updates import UPDATES
+    from ..tasks import TASKS
     from ..variants import RECIPES
 
-    sections = {"recipes": RECIPES.names(), "losses": LOSSES.names(), "penalties": PENALTIES.names(),
+    sections = {"recipes": RECIPES.names(), "tasks": TASKS.names(), "losses": LOSSES.names(), "penalties": PENALTIES.names(),
                 "updates": UPDATES.names(), "augpipes": list(PIPE_NAMES), "augment-ops": list(OP_NAMES),
-                "datasets": DATASETS.names(),
+                "datasets": DATASETS.names(), "paired-datasets": PAIRED_DATASETS.names(),
                 "features": FEATURE_EXTRACTORS.names(), "presets": preset_names()}
     if section is not None and section not in sections:
         raise GankitError(f"nothing to list as {section!r}: use one of {', '.join(sections)}")
     for title, names in sections.items():
         if section in (None, title):
             label = {"presets": "presets (--config NAME)", "augpipes": "augpipes (--augpipe)",
-                     "augment-ops": "augment-ops (--set augment.ops.NAME=multiplier)"}.get(title, title)
+                     "augment-ops": "augment-ops (--set augment.ops.NAME=multiplier)",
+                     "paired-datasets": "paired-datasets (translate train --paired --a NAME)"}.get(title, title)
             typer.echo(f"{label}: {', '.join(names)}")
