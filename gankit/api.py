@@ -67,8 +67,13 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
     distributed.setup()  # under torchrun: join the process group (a no-op otherwise)
     if resume is not None:
         return _resume(resume, options)
+    source = None
+    if options.get("init_from"):  # fine-tuning: the source decides the nets
+        from .transfer import resolve_init
+
+        options, source = resolve_init(options)
     config = complete_bounds(resolve_config(_absolute_paths(options)))
-    return build_run(config).train()
+    return build_run(config, init=source).train()
 
 
 def _resume(path: str | Path, options: dict) -> TrainResult:

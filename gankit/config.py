@@ -143,6 +143,8 @@ class TrainConfig:
     epochs: float | None = option(None, "Total passes over the data.")
     time_budget: float | None = option(None, "Seconds to train in this invocation.")
     seed: int = option(0, "Random seed of data order, initial weights, latents and dropout.")
+    init_from: str | None = option(None, "Start G, D and G_ema from a trained run (its folder or a checkpoint) and fine-tune on this data; the architecture comes from it.", flag="--init-from")
+    init_from_sha256: str | None = None  # the source file's sha256, recorded (and checked if given)
     ema_decay: float = option(0.99, "EMA decay of G's weights; every sample comes from the EMA G (keras GAN-ADA: 0.99).")
     sample_every: int = option(500, "Steps between sample grids of fixed latents.")
     checkpoint_every: int = option(1000, "Steps between checkpoints (one is always written at the end).")

@@ -50,10 +50,12 @@ class Run:
         return self.trainer.train()
 
 
-def build_run(config: TrainConfig, *, state: dict | None = None, run_dir: Path | str | None = None,
-              data: Any = None, held_out: Any = None, extractor: torch.nn.Module | None = None,
-              write_config: bool = True) -> Run:
-    """Assemble a run of the resolved `config`. `state`: a checkpoint to continue. `run_dir`: the
+def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | None = None,
+              run_dir: Path | str | None = None, data: Any = None, held_out: Any = None,
+              extractor: torch.nn.Module | None = None, write_config: bool = True) -> Run:
+    """Assemble a run of the resolved `config`. `state`: a checkpoint to continue. `init`: a
+    source checkpoint whose G, D and G_ema a new run starts from (transfer.resolve_init made
+    `config` fit it; nothing else of it is used). `run_dir`: the
     folder to write to (default: a new one under config.runs_dir, named config.name). `data`,
     `held_out`, `extractor`: already loaded training images, evaluation images and KID features
     (default: loaded here, with eval.holdout of the data held out when config.eval.every is set).
@@ -84,6 +86,10 @@ def build_run(config: TrainConfig, *, state: dict | None = None, run_dir: Path |
     G, D = recipe.make(config.model, task_class.data_spec(config, data))
     if config.spectral_norm:
         D = spectral_normalize(D)
+    if init is not None and state is None:  # on resume the run's own checkpoint has the weights
+        from .transfer import load_source_weights
+
+        load_source_weights(G, D, init, config.init_from)
     G = G.to(device, memory_format=memory_format)
     D = D.to(device, memory_format=memory_format)
     augment, controller = build_augmentation(config.augment, G.output_range)
@@ -113,7 +119,10 @@ def build_run(config: TrainConfig, *, state: dict | None = None, run_dir: Path |
                       device=device, autocast=autocast_factory(device, config.precision),
                       augment=augment, memory_format=memory_format, guard=StepGuard(world, scaler),
                       replay=task.replay, pools=task.pools)
-    trainer = Trainer(config, task, ctx, UPDATES.get(config.update), EMA(G, config.ema_decay), augment,
+    ema = EMA(G, config.ema_decay)
+    if init is not None and state is None:
+        ema.model.load_state_dict(init["G_ema"])
+    trainer = Trainer(config, task, ctx, UPDATES.get(config.update), ema, augment,
                       controller, run_dir, grows=recipe.grows, eval_data=held_out, extractor=extractor)
     if state is not None:
         trainer.load_state(state)

@@ -1,0 +1,93 @@
+"""Fine-tuning from a trained run (`--init-from`): the source's nets are the start, the rest is
+fresh, the architecture comes from the source, and the run records where it started."""
+
+import pytest
+import torch
+import yaml
+
+from gankit import train
+from gankit.errors import GankitError
+from gankit.resolve import resolve_config
+from gankit.run import build_run
+from gankit.training import checkpoint as ckpt
+from gankit.transfer import resolve_init, sha256
+
+from helpers import assert_same_tensors, one_line_error, run_cli, tiny_options
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    pass
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A tiny DCGAN trained on the 16 px digits with augmentation at p = 0.3: the model to start from."""
+    runs = tmp_path_factory.mktemp("source")
+    options = tiny_options(runs, augment={"mode": "fixed", "p": 0.3})
+    return train(options, steps=6, name="digits")
+
+
+def fine_tune_options(tmp_path, source, **overrides):
+    options = tiny_options(tmp_path / "runs", data={"source": "mnist5k", "limit": 50},
+                           augment={"mode": "ada", "target": 0.6}, init_from=str(source.run_dir))
+    del options["model"]  # the source's
+    options.update(overrides)
+    return options
+
+
+def test_a_fine_tuned_run_starts_from_the_source_nets_and_fresh_state(tmp_path, source):
+    options, state = resolve_init(fine_tune_options(tmp_path, source))
+    run = build_run(resolve_config(options), init=state)
+    trainer = run.trainer
+    assert_same_tensors(trainer.ctx.G.state_dict(), state["G"], "G")
+    assert_same_tensors(trainer.ctx.D.state_dict(), state["D"], "D")
+    assert_same_tensors(trainer.ema.model.state_dict(), state["G_ema"], "G_ema")
+    assert state["augment"]["p"] > 0 and trainer.augment.p_value == 0.0  # ADA starts over
+    assert trainer.step == 0 and not trainer.ctx.opt_g.state and not trainer.ctx.opt_d.state
+    assert run.task.data.name == "mnist5k" and len(run.task.data) == 50  # the new data
+    recorded = yaml.safe_load((run.run_dir / "config.yaml").read_text())
+    source_file = ckpt.resolve_checkpoint(source.run_dir)
+    assert recorded["init_from"] == str(source_file.resolve())
+    assert recorded["init_from_sha256"] == sha256(source_file)
+    assert recorded["model"] == yaml.safe_load((source.run_dir / "config.yaml").read_text())["model"]
+
+
+def test_fine_tuning_trains_and_resumes_from_its_own_checkpoint(tmp_path, source):
+    result = train(fine_tune_options(tmp_path, source, checkpoint_every=2), steps=2, name="ft")
+    state = ckpt.load_checkpoint(result.run_dir)
+    assert state["step"] == 2
+    source_state = ckpt.load_checkpoint(source.run_dir)
+    assert not torch.equal(state["G"]["project.0.weight"], source_state["G"]["project.0.weight"])
+    resumed = train(resume=result.run_dir, steps=4)  # the run's weights, not the source's again
+    assert resumed.step == 4
+    assert ckpt.load_checkpoint(resumed.run_dir)["config"]["init_from_sha256"] == sha256(
+        ckpt.resolve_checkpoint(source.run_dir))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"data": {"source": "mnist5k", "size": 32}}, "take 16 px images, not 32: use --size 16"),
+    ({"recipe": "mlp"}, "option recipe is 'mlp' here but 'dcgan' in the source"),
+    ({"model": {"width": 16}}, "option model is"),
+    ({"init_from_sha256": "0" * 64}, "the file changed"),
+])
+def test_options_that_change_the_nets_are_refused(tmp_path, source, overrides, message):
+    options = fine_tune_options(tmp_path, source)
+    for key, value in overrides.items():
+        options[key] = {**options[key], **value} if isinstance(value, dict) and key in options else value
+    with pytest.raises(GankitError, match=message.replace("(", r"\(")):
+        train(options, steps=1)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_sources_are_one_line_errors(tmp_path, source, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    common = ["train", "--data", "digits", "--size", "16", "--steps", "1", "--no-progress", "--runs-dir", tmp_path / "runs"]
+    for init, expected in [(tmp_path / "missing", "does not exist"), (bad, "cannot read checkpoint")]:
+        code, _, err = run_cli([*common, "--init-from", init], capsys)
+        assert expected in one_line_error(code, err)
+    code, out, err = run_cli([*common, "--init-from", source.run_dir, "--name", "ok"], capsys)
+    assert code == 0, err
+    assert "trained 1 steps" in out
+    assert not any(p.name != "ok" for p in (tmp_path / "runs").iterdir())
