@@ -38,6 +38,15 @@ class Discriminator(Protocol):
 
 
 @runtime_checkable
+class FreezableDiscriminator(Discriminator, Protocol):
+    """A D made of blocks, for FreezeD (Mo et al. 2020): fine-tuning keeps the first N fixed.
+    The head (the layers that make the logit) is not a block: it always trains."""
+
+    def blocks_from_image(self) -> list[torch.nn.Module]:  # in the order the image meets them
+        ...
+
+
+@runtime_checkable
 class StyleGenerator(ImageGenerator, Protocol):
     """A generator with a mapping network: styles w, mixing and truncation work on these."""
 

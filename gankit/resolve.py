@@ -16,6 +16,7 @@ import torch
 
 from . import augment, data, losses, metrics, tasks
 from .config import DEFAULT_STEPS, TrainConfig, from_dict, merge, to_dict
+from .contracts import FreezableDiscriminator
 from .errors import GankitError
 from .training import checks as training_checks
 from .training.step import batch_coupled_layers
@@ -55,6 +56,14 @@ def check_nets(config: TrainConfig) -> None:
     spec = tasks.task_of(config.recipe).data_spec(config)
     with torch.device("meta"):
         G, D = recipe.make(config.model, spec)
+    if config.freeze_d:
+        if not isinstance(D, FreezableDiscriminator):
+            raise GankitError(f"--freeze-d: the {config.recipe} recipe's D is not made of blocks that "
+                              "FreezeD can keep fixed (progressive growing, or one D per domain): drop --freeze-d")
+        blocks = len(D.blocks_from_image())
+        if not 0 <= config.freeze_d <= blocks:
+            raise GankitError(f"--freeze-d {config.freeze_d}: the {config.recipe} recipe's D has {blocks} "
+                              f"blocks at {config.data.size} px: use 0 to {blocks}")
     coupled = batch_coupled_layers(D)
     if coupled and UPDATES.get(config.update).mixes_real_and_fake:
         raise GankitError(

@@ -23,7 +23,7 @@ from .config import TrainConfig, to_dict
 from .errors import GankitError
 from .losses import PENALTIES, get_loss
 from .metrics import default_features
-from .nn import spectral_normalize
+from .nn import freeze_blocks, spectral_normalize
 from .seeds import derive_seed
 from .tasks import Task, task_of
 from .training import checkpoint as ckpt
@@ -86,6 +86,8 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
     G, D = recipe.make(config.model, task_class.data_spec(config, data))
     if config.spectral_norm:
         D = spectral_normalize(D)
+    if config.freeze_d:
+        freeze_blocks(D, config.freeze_d)  # before the optimiser is made: it leaves them out
     if init is not None and state is None:  # on resume the run's own checkpoint has the weights
         from .transfer import load_source_weights
 

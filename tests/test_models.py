@@ -11,7 +11,8 @@ from gankit.errors import GankitError
 from gankit.losses import get_loss
 from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn import ShiftOnlyBatchNorm
-from gankit.contracts import Discriminator, DomainDiscriminators, ImageGenerator, ImageTranslator
+from gankit.contracts import (Discriminator, DomainDiscriminators, FreezableDiscriminator, ImageGenerator,
+                              ImageTranslator)
 from gankit.variants import RECIPES, DataSpec, get_recipe
 
 SPECS = [DataSpec(size=16, channels=1), DataSpec(size=32, channels=3), DataSpec(size=16, channels=1, num_classes=3)]
@@ -205,3 +206,25 @@ def test_translator_contract(name, variant):
     assert torch.equal(G(a, "a2b"), G2(a, "a2b"))
     judge = (lambda net: net(a, "a")) if isinstance(D, DomainDiscriminators) else (lambda net: net(b, a))
     assert torch.equal(judge(D), judge(D2))
+
+
+@pytest.mark.parametrize("name", RECIPES.names())
+def test_d_blocks_for_freeze_d_are_disjoint_in_order_and_leave_the_head(name):
+    """Every D made of blocks lists each of its weights at most once, the blocks in the order
+    the image meets them (each block's output feeds the next), and keeps a head out of them."""
+    spec = DataSpec(size=16, channels=3)
+    G, D = build(name, spec)
+    if not isinstance(D, FreezableDiscriminator):
+        pytest.skip(f"{name}'s D is not made of blocks (FreezeD refuses it)")
+    blocks = D.blocks_from_image()
+    ids = [id(p) for block in blocks for p in block.parameters()]
+    assert blocks and len(ids) == len(set(ids)) and all(list(b.parameters()) for b in blocks)
+    assert {id(p) for p in D.parameters()} - set(ids), "the head must stay out of the blocks"
+    # a change of the first block's weights moves D's output; the first block sees the image
+    image = torch.rand(2, 3, 16, 16) * 2 - 1
+    condition = image if get_recipe(name).task == "paired" else None
+    before = D(image, condition).detach().clone()
+    with torch.no_grad():
+        for p in blocks[0].parameters():
+            p.add_(0.5)
+    assert not torch.equal(before, D(image, condition))

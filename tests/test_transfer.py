@@ -91,3 +91,30 @@ def test_bad_sources_are_one_line_errors(tmp_path, source, capsys):
     assert code == 0, err
     assert "trained 1 steps" in out
     assert not any(p.name != "ok" for p in (tmp_path / "runs").iterdir())
+
+
+# ---------------------------------------------------------------- FreezeD
+
+def test_freeze_d_keeps_the_first_blocks_bit_identical_and_out_of_the_optimiser(tmp_path, source):
+    result = train(fine_tune_options(tmp_path, source, freeze_d=2), steps=3, name="frozen")
+    state, before = ckpt.load_checkpoint(result.run_dir), ckpt.load_checkpoint(source.run_dir)
+    # weights, not buffers: batch norm's running statistics move (D uses batch statistics in training)
+    weights = [k for k in before["D"] if k.endswith(("weight", "bias"))]
+    frozen = [k for k in weights if k.startswith(("features.0.", "features.1.", "features.3.", "features.4."))]
+    trained = [k for k in weights if k.startswith(("features.6.", "features.7.", "head."))]
+    assert frozen and trained
+    for key in frozen:
+        assert torch.equal(state["D"][key], before["D"][key]), key
+    assert any(not torch.equal(state["D"][k], before["D"][k]) for k in trained)
+    assert len(state["opt_d"]["param_groups"][0]["params"]) == len(weights) - len(frozen)  # not the frozen
+    assert len(state["opt_d"]["state"]) == len(state["opt_d"]["param_groups"][0]["params"])
+
+
+@pytest.mark.parametrize("recipe, freeze, message", [
+    ("dcgan", 3, "--freeze-d 3: the dcgan recipe's D has 2 blocks at 16 px: use 0 to 2"),
+    ("progan", 1, "the progan recipe's D is not made of blocks"),
+])
+def test_freeze_d_beyond_d_or_on_a_growing_d_is_refused(tmp_path, recipe, freeze, message):
+    with pytest.raises(GankitError, match=message):
+        train(tiny_options(tmp_path / "runs", recipe, freeze_d=freeze), steps=1)
+    assert not (tmp_path / "runs").exists()

@@ -32,9 +32,24 @@ def list_registered(
                 "features": FEATURE_EXTRACTORS.names(), "presets": preset_names()}
     if section is not None and section not in sections:
         raise GankitError(f"nothing to list as {section!r}: use one of {', '.join(sections)}")
+    sections["recipes"] = [f"{name} ({_d_blocks(name)})" for name in RECIPES.names()]
     for title, names in sections.items():
         if section in (None, title):
             label = {"presets": "presets (--config NAME)", "augpipes": "augpipes (--augpipe)",
                      "augment-ops": "augment-ops (--set augment.ops.NAME=multiplier)",
                      "paired-datasets": "paired-datasets (translate train --paired --a NAME)"}.get(title, title)
             typer.echo(f"{label}: {', '.join(names)}")
+
+
+def _d_blocks(recipe: str, size: int = 32) -> str:
+    """How many blocks --freeze-d can keep fixed in the recipe's D, at 32 px RGB."""
+    import torch
+
+    from ..contracts import FreezableDiscriminator
+    from ..variants import DataSpec, get_recipe
+
+    with torch.device("meta"):
+        _, D = get_recipe(recipe).make({}, DataSpec(size, 3))
+    if not isinstance(D, FreezableDiscriminator):
+        return "D: no FreezeD"
+    return f"D: {len(D.blocks_from_image())} blocks at {size} px"

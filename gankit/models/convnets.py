@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import DesignWarning, GankitError
-from ..nn import MinibatchDiscrimination, MinibatchStdDev
+from ..nn import MinibatchDiscrimination, MinibatchStdDev, split_at
 from .conditional import D_LABEL_INPUTS, G_LABEL_INPUTS, LabelToLatent, Projection, label_maps
 
 ACTIVATIONS = {
@@ -226,6 +226,11 @@ class ConvDiscriminator(nn.Module):
             self.head = nn.Linear(self.discrimination.out_features if self.discrimination else flat, 1)
         self.projection = Projection(num_classes, c_in) if self.label_input == "projection" else None
         glorot_init(self)
+
+    def blocks_from_image(self) -> list[nn.Module]:
+        """D's blocks in the order the image meets them, the head excluded (FreezeD freezes the
+        first N; the contract FreezableDiscriminator)."""
+        return split_at(self.features, (nn.Conv2d,))  # conv, norm, activation (, dropout)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         assert images.shape[1:] == (self.channels, self.size, self.size), (

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import GankitError
+from ..nn import split_at
 
 DIRECTIONS = ("a2b", "b2a")
 NORMS = ("instance", "none")
@@ -153,6 +154,11 @@ class PatchDiscriminator(nn.Module):
         for conv in reversed(self.convs()):
             r = (r - 1) * conv.stride[0] + conv.kernel_size[0]
         return r
+
+    def blocks_from_image(self) -> list[nn.Module]:
+        """D's blocks in the order the image meets them, the head excluded (FreezeD freezes the
+        first N; the contract FreezableDiscriminator)."""
+        return split_at(self.net, (nn.Conv2d,))[:-1]  # the last conv, one logit per patch, is the head
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         assert images.shape[1:] == (self.channels, self.size, self.size), (

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import GankitError
-from ..nn import ShiftOnlyBatchNorm
+from ..nn import ShiftOnlyBatchNorm, split_at
 from .convnets import glorot_init  # Keras' default initialiser, as the reference example
 
 
@@ -82,6 +82,11 @@ class DCGANDiscriminator(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * 4 * 4, 1))
         glorot_init(self)
+
+    def blocks_from_image(self) -> list[nn.Module]:
+        """D's blocks in the order the image meets them, the head excluded (FreezeD freezes the
+        first N; the contract FreezableDiscriminator)."""
+        return split_at(self.features, (nn.Conv2d,))  # conv, norm, LeakyReLU
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         assert images.shape[1:] == (self.channels, self.size, self.size), (

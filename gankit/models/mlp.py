@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GankitError
-from ..nn import MinibatchDiscrimination
+from ..nn import MinibatchDiscrimination, split_at
 from .conditional import D_LABEL_INPUTS, G_LABEL_INPUTS, LabelToLatent, Projection
 from .convnets import ACTIVATIONS, OUTPUTS, glorot_init
 
@@ -83,6 +83,11 @@ class MLPDiscriminator(nn.Module):
         self.head = nn.Linear(self.discrimination.out_features if self.discrimination else o.d_hidden[-1], 1)
         self.projection = Projection(num_classes, o.d_hidden[-1]) if self.label_input == "projection" else None
         glorot_init(self)
+
+    def blocks_from_image(self) -> list[nn.Module]:
+        """D's blocks in the order the image meets them, the head excluded (FreezeD freezes the
+        first N; the contract FreezableDiscriminator)."""
+        return split_at(self.hidden, (nn.Linear,))  # linear, activation
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         assert images.shape[1:] == (self.channels, self.size, self.size), (

@@ -163,6 +163,9 @@ class ConditionalPatchDiscriminator(nn.Module):
         self.patch = PatchDiscriminator(size, 2 * channels, o.d_width, o.d_layers, o.norm, affine=True)
         _init(self)
 
+    def blocks_from_image(self) -> list[nn.Module]:
+        return self.patch.blocks_from_image()
+
     def forward(self, images: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         assert condition is not None and condition.shape == images.shape, (
             "pix2pix's D judges an output beside its input: D(output, input)")

@@ -218,6 +218,12 @@ class StyleDiscriminator(nn.Module):
         self.out = EqualizedLinear(c4, 1)
         self.projection = Projection(num_classes, c4) if num_classes else None
 
+    def blocks_from_image(self) -> list[nn.Module]:
+        """D's blocks in the order the image meets them, the head excluded (FreezeD freezes the
+        first N; the contract FreezableDiscriminator)."""
+        # the first block takes from_rgb with it, as the reference's b{size} holds its fromrgb
+        return [nn.ModuleList([self.from_rgb, self.blocks[0]]), *self.blocks[1:]] if len(self.blocks) else [self.from_rgb]
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         assert images.shape[1:] == (self.channels, self.size, self.size), (
             f"images: expected (B, {self.channels}, {self.size}, {self.size}), got {tuple(images.shape)}")

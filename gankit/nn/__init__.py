@@ -1,5 +1,7 @@
 """Layers shared by several architectures."""
 
-from .layers import MinibatchDiscrimination, MinibatchStdDev, ShiftOnlyBatchNorm, spectral_normalize
+from .layers import (MinibatchDiscrimination, MinibatchStdDev, ShiftOnlyBatchNorm, freeze_blocks, spectral_normalize,
+                     split_at)
 
-__all__ = ["MinibatchDiscrimination", "MinibatchStdDev", "ShiftOnlyBatchNorm", "spectral_normalize"]
+__all__ = ["MinibatchDiscrimination", "MinibatchStdDev", "ShiftOnlyBatchNorm", "freeze_blocks", "spectral_normalize",
+           "split_at"]

@@ -83,3 +83,26 @@ def spectral_normalize(module: nn.Module) -> nn.Module:
                 not torch.nn.utils.parametrize.is_parametrized(child, "weight"):
             spectral_norm(child)
     return module
+
+
+def split_at(layers: nn.Sequential, kinds: tuple[type, ...]) -> list[nn.Sequential]:
+    """`layers` cut into blocks, each starting at a module of one of `kinds` (a conv or linear
+    layer with the norm, activation and dropout after it): D's blocks for FreezeD."""
+    blocks: list[list[nn.Module]] = []
+    for module in layers:
+        if isinstance(module, kinds) or not blocks:
+            blocks.append([])
+        blocks[-1].append(module)
+    return [nn.Sequential(*block) for block in blocks]
+
+
+def freeze_blocks(D: nn.Module, n: int) -> list[str]:
+    """FreezeD (Mo et al. 2020): D's first n blocks, counted from the image, keep their weights;
+    returns the names of the parameters frozen. D declares its blocks (`blocks_from_image`)."""
+    frozen = {id(p) for block in D.blocks_from_image()[:n] for p in block.parameters()}
+    names = []
+    for name, p in D.named_parameters():
+        if id(p) in frozen:
+            p.requires_grad_(False)
+            names.append(name)
+    return names
