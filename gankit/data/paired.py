@@ -35,30 +35,20 @@ from .dataset import ImageData, from_decoded, limited
 from .folder import image_files
 from .image import Preprocess, jittered, to_channels
 from .streams import BatchStream
+from .unpaired import TwoSets
 
 
 @dataclass
-class PairedData:
-    a: ImageData  # inputs
-    b: ImageData  # targets: b[i] is what a[i] should become
-    labels = None
-    class_names = None
+class PairedData(TwoSets):
+    """a: the inputs; b: the targets, b[i] what a[i] should become."""
 
     def __post_init__(self):
+        super().__post_init__()
         assert len(self.a) == len(self.b), "load_paired pairs them one to one"
-        assert (self.a.size, self.a.channels) == (self.b.size, self.b.channels), "load_paired aligns them"
 
     @property
     def name(self) -> str:
         return self.a.name if self.a.name == self.b.name else f"{self.a.name} -> {self.b.name}"
-
-    @property
-    def size(self) -> int:
-        return self.a.size
-
-    @property
-    def channels(self) -> int:
-        return self.a.channels
 
     def __len__(self) -> int:
         return len(self.a)

@@ -23,22 +23,17 @@ from .image import to_channels
 
 
 @dataclass
-class UnpairedData:
+class TwoSets:
+    """Two sets of images of one size and channel count: the translation tasks' data (unpaired
+    domains A and B; paired inputs and targets)."""
+
     a: ImageData
     b: ImageData
     labels = None  # unlabelled, as far as the loop is concerned
     class_names = None
 
     def __post_init__(self):
-        assert (self.a.size, self.a.channels) == (self.b.size, self.b.channels), "load_unpaired aligns them"
-
-    @property
-    def domains(self) -> tuple[ImageData, ImageData]:
-        return self.a, self.b
-
-    @property
-    def name(self) -> str:
-        return f"{self.a.name} | {self.b.name}"
+        assert (self.a.size, self.a.channels) == (self.b.size, self.b.channels), "the loaders align them"
 
     @property
     def size(self) -> int:
@@ -47,6 +42,17 @@ class UnpairedData:
     @property
     def channels(self) -> int:
         return self.a.channels
+
+
+@dataclass
+class UnpairedData(TwoSets):
+    @property
+    def domains(self) -> tuple[ImageData, ImageData]:
+        return self.a, self.b
+
+    @property
+    def name(self) -> str:
+        return f"{self.a.name} | {self.b.name}"
 
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))
