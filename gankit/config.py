@@ -143,7 +143,7 @@ class TrainConfig:
     epochs: float | None = option(None, "Total passes over the data.")
     time_budget: float | None = option(None, "Seconds to train in this invocation.")
     seed: int = option(0, "Random seed of data order, initial weights, latents and dropout.")
-    init_from: str | None = option(None, "Start G, D and G_ema from a trained run (its folder or a checkpoint) and fine-tune on this data; the architecture comes from it.", flag="--init-from")
+    init_from: str | None = option(None, "Start G, D and G_ema from a trained model (a run folder, a checkpoint, a pretrained name or a URL) and fine-tune on this data; the architecture comes from it.", flag="--init-from")
     init_from_sha256: str | None = None  # the source file's sha256, recorded (and checked if given)
     freeze_d: int = option(0, "FreezeD: keep D's first N blocks, counted from the image, fixed (for fine-tuning with --init-from; `gankit list recipes` gives each D's blocks).", flag="--freeze-d")
     ema_decay: float = option(0.99, "EMA decay of G's weights; every sample comes from the EMA G (keras GAN-ADA: 0.99).")

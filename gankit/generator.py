@@ -128,8 +128,11 @@ class LoadedGenerator:
 
 
 def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:
-    """Load the EMA generator from a checkpoint file or a run folder (its latest checkpoint)."""
-    state = ckpt.load_checkpoint(path)
+    """Load the EMA generator from a checkpoint file, a run folder (its latest checkpoint) or a
+    registered pretrained model's name (`gankit pretrained list`)."""
+    from .pretrained import source_file
+
+    state = ckpt.load_checkpoint(source_file(path))
     config = from_dict(TrainConfig, upgrade_saved_config(state["config"]), "checkpoint config")
     if get_recipe(config.recipe).task != "generation":
         raise GankitError(f"{path} holds a {config.recipe} model, which translates images rather than "

@@ -13,11 +13,9 @@ says what it was fine-tuned from.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 from .config import merge, upgrade_saved_config
 from .errors import GankitError
+from .pretrained import sha256
 from .training import checkpoint as ckpt
 
 # What shapes the nets: taken from the source; a different value given now is refused.
@@ -25,19 +23,13 @@ ARCHITECTURE = ("recipe", "model", "spectral_norm", "conditional")
 DATA_ARCHITECTURE = ("size", "channels")
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def resolve_init(options: dict) -> tuple[dict, dict]:
     """(options with the source's architecture filled in and the source recorded, the source
     checkpoint's state). Options that would give other nets than the source's are refused."""
+    from .pretrained import PRETRAINED, source_file
+
     source = options["init_from"]
-    checkpoint_file = ckpt.resolve_checkpoint(Path(source).expanduser())
+    checkpoint_file = source_file(source)  # a registered name, a URL, a run folder or a file
     state = ckpt.load_checkpoint(checkpoint_file)
     digest = sha256(checkpoint_file)
     if options.get("init_from_sha256") not in (None, digest):
@@ -64,8 +56,9 @@ def resolve_init(options: dict) -> tuple[dict, dict]:
                               f"{' px' if key == 'size' else ' channels'} images, not {given}: use "
                               f"--{key} {value} (images are resized and converted to it), or train "
                               "from scratch")
-    options = merge(options, {**architecture, "data": data,
-                              "init_from": str(checkpoint_file.resolve()), "init_from_sha256": digest})
+    # a registered name stays a name (it means the same file on every machine); else the file's path
+    recorded = str(source) if str(source) in PRETRAINED else str(checkpoint_file.resolve())
+    options = merge(options, {**architecture, "data": data, "init_from": recorded, "init_from_sha256": digest})
     return options, state
 
 

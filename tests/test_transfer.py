@@ -29,8 +29,10 @@ def source(tmp_path_factory):
 
 
 def fine_tune_options(tmp_path, source, **overrides):
+    """Fine-tuning `source` (a run) on 50 digits of mnist5k; overrides may name another source."""
     options = tiny_options(tmp_path / "runs", data={"source": "mnist5k", "limit": 50},
-                           augment={"mode": "ada", "target": 0.6}, init_from=str(source.run_dir))
+                           augment={"mode": "ada", "target": 0.6},
+                           init_from=str(source.run_dir) if source is not None else None)
     del options["model"]  # the source's
     options.update(overrides)
     return options
@@ -118,3 +120,56 @@ def test_freeze_d_beyond_d_or_on_a_growing_d_is_refused(tmp_path, recipe, freeze
     with pytest.raises(GankitError, match=message):
         train(tiny_options(tmp_path / "runs", recipe, freeze_d=freeze), steps=1)
     assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------- the pretrained registry
+
+@pytest.fixture
+def registered(source, tmp_path, monkeypatch):
+    """The source run's checkpoint as a registered pretrained model, its file in $GANKIT_PRETRAINED."""
+    import shutil
+
+    from gankit import pretrained
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    file = ckpt.resolve_checkpoint(source.run_dir)
+    shutil.copy(file, folder / "digits-tiny.pt")
+    entry = pretrained.Pretrained(name="digits-tiny", recipe="dcgan", data="digits", size=16, channels=1,
+                                  budget="6 steps", file="digits-tiny.pt", sha256=sha256(file),
+                                  url="https://example.invalid/digits-tiny.pt", script="tests")
+    monkeypatch.setitem(pretrained.PRETRAINED._entries, "digits-tiny", entry)
+    monkeypatch.setenv(pretrained.ENV, str(folder))
+    monkeypatch.setattr(pretrained, "cache_dir", lambda: tmp_path / "cache")
+    return folder / "digits-tiny.pt"
+
+
+def test_a_pretrained_name_is_found_checked_fine_tuned_and_sampled(tmp_path, registered, capsys):
+    from gankit import load_generator, pretrained
+
+    assert pretrained.find("digits-tiny") == registered
+    code, out, err = run_cli(["pretrained", "list"], capsys)
+    assert code == 0 and f"digits-tiny: dcgan on digits, 16 px, 6 steps; {registered}" in out
+    options = fine_tune_options(tmp_path, source=None, init_from="digits-tiny")
+    result = train(options, steps=1, name="from-name")
+    recorded = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert recorded["init_from"] == "digits-tiny" and recorded["init_from_sha256"] == sha256(registered)
+    assert load_generator("digits-tiny").sample(2, seed=0).shape == (2, 1, 16, 16)
+    registered.write_bytes(registered.read_bytes()[:-10] + b"0123456789")  # damaged in place
+    with pytest.raises(GankitError, match="is not the pretrained model digits-tiny: its sha256"):
+        pretrained.find("digits-tiny")
+
+
+def test_missing_unknown_and_offline_pretrained_models_are_one_line(registered, monkeypatch, capsys):
+    from gankit import pretrained
+    from gankit.metrics import features
+
+    registered.unlink()
+    monkeypatch.setattr(features, "network_reachable", lambda *a, **k: False)
+    code, _, err = run_cli(["pretrained", "get", "digits-tiny"], capsys)
+    line = one_line_error(code, err)
+    assert "is not on this machine and there is no network" in line and str(pretrained.cache_dir()) in line
+    code, _, err = run_cli(["pretrained", "get", "nope"], capsys)
+    assert "unknown pretrained model 'nope': use one of digits-tiny" in one_line_error(code, err)
+    code, _, err = run_cli(["train", "--init-from", "https://example.invalid/x.pt", "--steps", "1"], capsys)
+    assert "cannot download https://example.invalid/x.pt: there is no network here" in one_line_error(code, err)

@@ -17,7 +17,7 @@ TRUNCATION_HELP = ("Truncation psi, StyleGAN-style generators only: w is pulled 
 
 @app.command()
 def sample(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint file, or a run folder (its latest checkpoint)."),
+    checkpoint: Path = typer.Argument(..., help="A checkpoint file, a run folder (its latest checkpoint), or a pretrained name (`gankit pretrained list`)."),
     n: int = typer.Option(64, help="Number of images."),
     out: Path = typer.Option(..., help="x.png: one grid; x.npz: uint8 array `images` (N, H, W, C); a folder: one PNG each."),
     seed: int = typer.Option(0, help="Seed of the latents: the same seed gives the same images."),
@@ -53,7 +53,7 @@ def sample(
 
 @app.command()
 def interpolate(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint file, or a run folder (its latest checkpoint)."),
+    checkpoint: Path = typer.Argument(..., help="A checkpoint file, a run folder (its latest checkpoint), or a pretrained name (`gankit pretrained list`)."),
     out: Path = typer.Option(..., help="x.gif: a looping animation; x.png: a grid, one row per keyframe; a folder: one PNG per frame."),
     keyframes: int = typer.Option(4, help="Random latents the walk passes through (at least 2); it ends where it started."),
     frames: int = typer.Option(16, help="Frames from one keyframe to the next."),
@@ -87,7 +87,7 @@ def interpolate(
 
 @app.command()
 def mix(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint file, or a run folder (its latest checkpoint); a StyleGAN-style generator."),
+    checkpoint: Path = typer.Argument(..., help="A checkpoint file, a run folder (its latest checkpoint) or a pretrained name; a StyleGAN-style generator."),
     out: Path = typer.Option(..., help="The grid picture: .png, .jpg or .webp."),
     rows: int = typer.Option(4, help="Row sources: their coarse styles (pose, shape) go across their row."),
     cols: int = typer.Option(4, help="Column sources: their fine styles (colour, texture) go down their column."),
