@@ -1,0 +1,187 @@
+"""What starting from a trained GAN buys on 50 images: from scratch vs fine-tuned vs FreezeD.
+
+The source: the default DCGAN (the keras-io GAN-ADA nets) trained at 32 px on the digits 0-4 of
+mnist5k (`--source-steps`; made once and kept in OUT/source). The target: `--per-class` images of
+each of the digits 5-9 (50 by default). Each arm trains on the target for the same wall-clock
+budget (`--seconds`, one CPU thread) and is scored by KID, on the shipped digit classifier's
+features, against the digits 5-9 no run saw — every `--eval-every` steps during training (KID
+against time) and at the end with 2000 samples:
+
+    scratch     new nets, ADA (the default run on 50 images)
+    finetune    --init-from the source, ADA
+    freezeN     --init-from the source, ADA, --freeze-d N (FreezeD; N from --freeze)
+
+Writes one JSON per run, a table (medians and spreads over seeds; the time each arm needed to
+reach the scratch arm's final KID), the KID-against-time curves and a sample grid per arm.
+
+    python benchmarks/transfer.py --only finetune:0 &  python benchmarks/transfer.py --only scratch:0 &  wait
+    python benchmarks/transfer.py --table-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+OUT = Path("benchmarks/results/transfer")
+SOURCE_CLASSES, TARGET_CLASSES = range(0, 5), range(5, 10)
+
+
+def digits(classes, per_class: int | None = None):
+    """(chosen, the rest) of mnist5k's digits of `classes`: per_class of each, in file order."""
+    from gankit.config import DataConfig
+    from gankit.data import load_dataset
+
+    data = load_dataset(DataConfig(source="mnist5k", size=32, channels=1), progress=False)
+    members = [torch.nonzero(data.labels == c).squeeze(1) for c in classes]
+    chosen = torch.cat([m[:per_class] if per_class else m for m in members]).sort().values
+    rest = torch.cat([m[per_class:] for m in members]).sort().values if per_class else torch.tensor([], dtype=torch.long)
+    return data.subset(chosen), (data.subset(rest) if len(rest) else None)
+
+
+def base_options(args, seed: int, out: Path) -> dict:
+    return {"data": {"source": "mnist5k", "size": 32, "channels": 1}, "seed": seed, "batch": args.batch,
+            "augment": {"mode": "ada", "ada_kimg": args.ada_kimg}, "progress": False, "log_every": 10,
+            "sample_every": 10**9, "checkpoint_every": 10**9, "runs_dir": str(out / "runs")}
+
+
+def make_source(args, out: Path) -> Path:
+    """The source run (digits 0-4), trained once; its folder."""
+    from gankit.resolve import resolve_config
+    from gankit.run import build_run
+
+    run_dir = out / "source"
+    if (run_dir / "checkpoints").is_dir():
+        return run_dir
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    data, _ = digits(SOURCE_CLASSES)
+    config = resolve_config({**base_options(args, 0, out), "steps": args.source_steps, "checkpoint_every": 1000})
+    build_run(config, run_dir=run_dir, data=data).train()
+    return run_dir
+
+
+def run(arm: str, seed: int, args) -> dict:
+    from gankit.metrics import KID_MEAN, compute_metrics, load_feature_extractor
+    from gankit.resolve import resolve_config
+    from gankit.run import build_run
+    from gankit.transfer import resolve_init
+    from gankit.visualize import save_grid, to_unit_range
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    source = make_source(args, out)
+    train_data, held_out = digits(TARGET_CLASSES, args.per_class)
+    run_dir = out / "runs" / f"{arm}-seed{seed}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    options = {**base_options(args, seed, out), "time_budget": args.seconds,
+               "eval": {"every": args.eval_every, "n": 1000, "features": "mnist"}}
+    init = None
+    if arm != "scratch":
+        options["init_from"] = str(source)
+        if arm.startswith("freeze"):
+            options["freeze_d"] = int(arm.removeprefix("freeze"))
+        options, init = resolve_init(options)
+    trainer = build_run(resolve_config(options), init=init, run_dir=run_dir, data=train_data,
+                        held_out=held_out, extractor=load_feature_extractor("mnist")).trainer
+    start = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - start
+    G = trainer.ema.model
+    latents = torch.Generator().manual_seed(1234)
+    kid = compute_metrics(lambda k: to_unit_range(G(torch.randn(k, G.latent_dim, generator=latents)), G.output_range),
+                          held_out, "mnist", n=2000, metrics=("kid",), progress=False)[KID_MEAN]
+    grid = to_unit_range(G(torch.randn(64, G.latent_dim, generator=torch.Generator().manual_seed(7))), G.output_range)
+    save_grid(grid, out / f"samples-{arm}-seed{seed}.png")
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    kid_rows = [r for r in rows if "metrics/kid" in r]
+    t0 = rows[0]["time"] if rows else 0.0
+    return {"arm": arm, "seed": seed, "per_class": args.per_class, "seconds": round(seconds, 1),
+            "steps": result.step, "kid": kid,
+            "curve": {"seconds": [round(r["time"] - t0, 1) for r in kid_rows], "kid": [r["metrics/kid"] for r in kid_rows]}}
+
+
+def seconds_to_reach(curve: dict, level: float) -> float | None:
+    return next((s for s, k in zip(curve["seconds"], curve["kid"]) if k <= level), None)
+
+
+def table(by_arm: dict[str, list[dict]]) -> str:
+    scratch = statistics.median(r["kid"] for r in by_arm["scratch"]) if "scratch" in by_arm else None
+    lines = ["| arm | seeds | final KID per seed | median | × scratch | s to reach scratch's final KID (median) |",
+             "|---|---:|---|---:|---:|---:|"]
+    for arm, runs in by_arm.items():
+        kids = [r["kid"] for r in runs]
+        reach = [seconds_to_reach(r["curve"], scratch) for r in runs] if scratch is not None else []
+        reached = [s for s in reach if s is not None]
+        ratio = f"{statistics.median(kids) / scratch:.2f}" if scratch else "-"
+        reach_text = f"{statistics.median(reached):.0f} ({len(reached)} of {len(runs)} seeds)" if reached else "-"
+        lines.append(f"| {arm} | {len(runs)} | {', '.join(f'{k:.3f}' for k in kids)} | "
+                     f"{statistics.median(kids):.3f} | {ratio} | {reach_text} |")
+    return "\n".join(lines)
+
+
+def plot(by_arm: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (arm, runs), colour in zip(by_arm.items(), colours):
+        for i, r in enumerate(runs):
+            ax.plot(r["curve"]["seconds"], r["curve"]["kid"], color=colour, alpha=0.7, marker="o", ms=2,
+                    label=arm if i == 0 else None)
+    ax.set(xlabel="seconds of training (one CPU thread)", ylabel="KID vs unseen digits 5-9 (log scale)",
+           yscale="log", title="From scratch vs fine-tuned from digits 0-4")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arms", default="scratch,finetune,freeze1,freeze2")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--per-class", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=1200, help="training budget of each target run")
+    parser.add_argument("--source-steps", type=int, default=3000)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--ada-kimg", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--only", default=None, help="ARM:SEED: train just this run and save its result")
+    parser.add_argument("--table-only", action="store_true")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = ([tuple(args.only.split(":"))] if args.only else
+            [] if args.table_only else [(a, s) for s in args.seeds.split(",") for a in args.arms.split(",")])
+    for arm, seed in jobs:
+        result = run(arm, int(seed), args)
+        (out / f"{arm}-seed{seed}.json").write_text(json.dumps(result, indent=1))
+        print(f"{arm} seed {seed}: KID {result['kid']:.4f} after {result['steps']} steps in {result['seconds']:.0f} s")
+    by_arm: dict[str, list[dict]] = {}
+    for path in sorted(out.glob("*-seed*.json")):
+        r = json.loads(path.read_text())
+        by_arm.setdefault(r["arm"], []).append(r)
+    order = ["scratch", "finetune"] + sorted(a for a in by_arm if a.startswith("freeze"))
+    by_arm = {arm: by_arm[arm] for arm in order if arm in by_arm}
+    if by_arm:
+        plot(by_arm, out / "transfer-curves.png")
+        text = table(by_arm)
+        (out / "table.md").write_text(text + "\n")
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
