@@ -91,7 +91,7 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
     if init is not None and state is None:  # on resume the run's own checkpoint has the weights
         from .transfer import load_source_weights
 
-        load_source_weights(G, D, init, config.init_from)
+        ema_start = load_source_weights(G, D, init, config.init_from)
     G = G.to(device, memory_format=memory_format)
     D = D.to(device, memory_format=memory_format)
     augment, controller = build_augmentation(config.augment, G.output_range)
@@ -123,7 +123,7 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
                       replay=task.replay, pools=task.pools)
     ema = EMA(G, config.ema_decay)
     if init is not None and state is None:
-        ema.model.load_state_dict(init["G_ema"])
+        ema.model.load_state_dict(ema_start)
     trainer = Trainer(config, task, ctx, UPDATES.get(config.update), ema, augment,
                       controller, run_dir, grows=recipe.grows, eval_data=held_out, extractor=extractor)
     if state is not None:

@@ -13,6 +13,8 @@ says what it was fine-tuned from.
 
 from __future__ import annotations
 
+import warnings
+
 from .config import merge, upgrade_saved_config
 from .errors import GankitError
 from .pretrained import sha256
@@ -62,15 +64,61 @@ def resolve_init(options: dict) -> tuple[dict, dict]:
     return options, state
 
 
-def load_source_weights(G, D, state: dict, source: str) -> None:
-    """The source's G and D into freshly built nets of the same architecture (and a check that
-    its G_ema fits G, which the run loads into its EMA copy)."""
+def load_source_weights(G, D, state: dict, source: str) -> dict:
+    """The source's G and D into freshly built nets of the same architecture; returns the
+    source's G_ema fitted the same way, for the run's EMA copy of G.
+
+    A conditional source trained on another number of classes keeps every weight but its label
+    layers, which start fresh (with a warning): the label embeddings, and the label columns of
+    the first layer that takes a one-hot code (z's and the image channels' columns are kept)."""
+    classes = (state.get("data", {}).get("num_classes") or 0, G.num_classes)
     try:
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        if set(state["G_ema"]) != set(G.state_dict()):
-            raise RuntimeError("its G_ema holds other weights than its G")
+        fitted_G, relabelled = fit_to_classes(state["G"], G.state_dict(), *classes)
+        fitted_D, relabelled_D = fit_to_classes(state["D"], D.state_dict(), *classes)
+        fitted_ema, _ = fit_to_classes(state["G_ema"], G.state_dict(), *classes)
+        G.load_state_dict(fitted_G)
+        D.load_state_dict(fitted_D)
     except (KeyError, RuntimeError) as err:
         raise GankitError(f"--init-from {source} does not fit the nets its own config builds "
                           f"({str(err).splitlines()[0][:160]}): it was damaged or edited; use another "
                           "checkpoint") from None
+    if relabelled or relabelled_D:
+        warnings.warn(f"--init-from {source}: the source knows {classes[0]} classes and this data has "
+                      f"{classes[1]}: its label layers start fresh (G: {', '.join(relabelled) or 'none'}; "
+                      f"D: {', '.join(relabelled_D) or 'none'}); every other weight is the source's",
+                      stacklevel=2)
+    return fitted_ema
+
+
+def fit_to_classes(source: dict, fresh: dict, classes_then: int, classes_now: int) -> tuple[dict, list[str]]:
+    """`source`'s tensors in the shapes of `fresh` (a new net's state dict), and the names of
+    those that were re-created for another class count. Every label input in gankit's nets is
+    appended after what it joins (z, the image channels, the flattened pixels) or is a table
+    with one row per class, so in the one dimension that differs the first `size - classes`
+    entries are kept and the rest (the label part) come from the fresh net. Spectral norm's
+    power-iteration vectors simply restart. Any other difference raises RuntimeError."""
+    if set(source) != set(fresh):
+        missing, extra = sorted(set(fresh) - set(source)), sorted(set(source) - set(fresh))
+        raise RuntimeError(f"missing {missing[:3]}, unexpected {extra[:3]}")
+    fitted, relabelled = {}, []
+    for name, tensor in source.items():
+        new = fresh[name]
+        if tensor.shape == new.shape:
+            fitted[name] = tensor
+            continue
+        differing = [d for d in range(tensor.dim()) if tensor.dim() == new.dim() and tensor.shape[d] != new.shape[d]]
+        if classes_then != classes_now and name.endswith(("._u", "._v")):
+            fitted[name] = new.clone()  # spectral norm's power iteration: starts again
+            continue
+        if classes_then != classes_now and len(differing) == 1:
+            d = differing[0]
+            kept = tensor.shape[d] - classes_then
+            if kept >= 0 and kept == new.shape[d] - classes_now:
+                out = new.clone()
+                out.narrow(d, 0, kept).copy_(tensor.narrow(d, 0, kept))
+                fitted[name] = out
+                relabelled.append(name)
+                continue
+        raise RuntimeError(f"size mismatch for {name}: {tuple(tensor.shape)} in the file, "
+                           f"{tuple(new.shape)} in the net")
+    return fitted, relabelled

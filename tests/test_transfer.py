@@ -173,3 +173,55 @@ def test_missing_unknown_and_offline_pretrained_models_are_one_line(registered, 
     assert "unknown pretrained model 'nope': use one of digits-tiny" in one_line_error(code, err)
     code, _, err = run_cli(["train", "--init-from", "https://example.invalid/x.pt", "--steps", "1"], capsys)
     assert "cannot download https://example.invalid/x.pt: there is no network here" in one_line_error(code, err)
+
+
+@pytest.mark.parametrize("labels", [{"g_label_input": "onehot", "d_label_input": "channels"},
+                                    {"g_label_input": "embedding", "d_label_input": "projection"}])
+def test_a_conditional_source_on_new_classes_relearns_only_its_label_layers(tmp_path, labels):
+    """A cgan trained on the ten digit classes, fine-tuned on a folder of three classes: every
+    weight is the source's except the label part, which is the fresh net's (and a warning says so)."""
+    from PIL import Image
+
+    source = train(tiny_options(tmp_path / "src", recipe="cgan", model=labels, spectral_norm=True),
+                   steps=1, name="cgan10")
+    folder = tmp_path / "three"
+    for i in range(12):
+        (folder / "abc"[i % 3]).mkdir(parents=True, exist_ok=True)
+        Image.new("L", (16, 16), i * 20).save(folder / "abc"[i % 3] / f"{i}.png")
+    options = tiny_options(tmp_path / "runs", recipe="cgan", data={"source": str(folder), "labels": True},
+                           init_from=str(source.run_dir))
+    del options["model"]
+    options, state = resolve_init(options)
+    with pytest.warns(UserWarning, match="knows 10 classes and this data has 3: its label layers start fresh"):
+        run = build_run(resolve_config(options), init=state)
+    assert run.trainer.ctx.G.num_classes == 3
+    for net, name in ((run.trainer.ctx.G, "G"), (run.trainer.ema.model, "G_ema"), (run.trainer.ctx.D, "D")):
+        relabelled = 0
+        for key, now in net.state_dict().items():
+            then = state[name][key]
+            if now.shape == then.shape:
+                assert torch.equal(now, then), f"{name}.{key} is not the source's"
+                continue
+            if key.endswith(("._u", "._v")):
+                continue  # spectral norm's power iteration starts again
+            differing = [d for d in range(now.dim()) if now.shape[d] != then.shape[d]]
+            assert len(differing) == 1 and then.shape[differing[0]] - now.shape[differing[0]] == 7, key
+            kept = now.shape[differing[0]] - 3
+            assert torch.equal(now.narrow(differing[0], 0, kept), then.narrow(differing[0], 0, kept)), key
+            relabelled += 1
+        assert relabelled >= 1, f"no label layer of {name} was re-created"
+    with pytest.warns(UserWarning, match="label layers start fresh"):
+        trained = train(options, steps=1, name="ft3")
+    assert ckpt.load_checkpoint(trained.run_dir)["data"]["num_classes"] == 3
+
+
+def test_an_unconditional_file_with_other_shapes_is_still_refused(tmp_path, source):
+    from gankit.transfer import fit_to_classes
+
+    fresh = {"w": torch.zeros(4, 5)}
+    with pytest.raises(RuntimeError, match=r"size mismatch for w: \(4, 6\)"):
+        fit_to_classes({"w": torch.zeros(4, 6)}, fresh, 0, 0)
+    with pytest.raises(RuntimeError, match="missing"):
+        fit_to_classes({"v": torch.zeros(4, 5)}, fresh, 10, 3)
+    fitted, relabelled = fit_to_classes({"w": torch.ones(4, 12)}, fresh, 10, 3)
+    assert relabelled == ["w"] and fitted["w"][:, :2].eq(1).all() and fitted["w"][:, 2:].eq(0).all()
