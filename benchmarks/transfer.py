@@ -1,7 +1,8 @@
 """What starting from a trained GAN buys on 50 images: from scratch vs fine-tuned vs FreezeD.
 
-The source: the default DCGAN (the keras-io GAN-ADA nets) trained at 32 px on the digits 0-4 of
-mnist5k (`--source-steps`; made once and kept in OUT/source). The target: `--per-class` images of
+The source (`--source`): the shipped pretrained model `dcgan-mnist04`, the default DCGAN (the
+keras-io GAN-ADA nets) trained at 32 px on the digits 0-4 of mnist5k by
+`python scripts/make_pretrained.py dcgan-mnist04`. The target: `--per-class` images of
 each of the digits 5-9 (50 by default). Each arm trains on the target for the same wall-clock
 budget (`--seconds`, one CPU thread) and is scored by KID, on the shipped digit classifier's
 features, against the digits 5-9 no run saw — every `--eval-every` steps during training (KID
@@ -51,22 +52,6 @@ def base_options(args, seed: int, out: Path) -> dict:
             "sample_every": 10**9, "checkpoint_every": 10**9, "runs_dir": str(out / "runs")}
 
 
-def make_source(args, out: Path) -> Path:
-    """The source run (digits 0-4), trained once; its folder."""
-    from gankit.resolve import resolve_config
-    from gankit.run import build_run
-
-    run_dir = out / "source"
-    if (run_dir / "checkpoints").is_dir():
-        return run_dir
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    data, _ = digits(SOURCE_CLASSES)
-    config = resolve_config({**base_options(args, 0, out), "steps": args.source_steps, "checkpoint_every": 1000})
-    build_run(config, run_dir=run_dir, data=data).train()
-    return run_dir
-
-
 def run(arm: str, seed: int, args) -> dict:
     from gankit.metrics import KID_MEAN, compute_metrics, load_feature_extractor
     from gankit.resolve import resolve_config
@@ -76,7 +61,6 @@ def run(arm: str, seed: int, args) -> dict:
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    source = make_source(args, out)
     train_data, held_out = digits(TARGET_CLASSES, args.per_class)
     run_dir = out / "runs" / f"{arm}-seed{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -85,7 +69,7 @@ def run(arm: str, seed: int, args) -> dict:
                "eval": {"every": args.eval_every, "n": 1000, "features": "mnist"}}
     init = None
     if arm != "scratch":
-        options["init_from"] = str(source)
+        options["init_from"] = args.source
         if arm.startswith("freeze"):
             options["freeze_d"] = int(arm.removeprefix("freeze"))
         options, init = resolve_init(options)
@@ -153,7 +137,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=1200, help="training budget of each target run")
-    parser.add_argument("--source-steps", type=int, default=3000)
+    parser.add_argument("--source", default="dcgan-mnist04",
+                        help="the model to fine-tune: a pretrained name (made by scripts/make_pretrained.py), a run or a checkpoint")
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--ada-kimg", type=float, default=10.0)

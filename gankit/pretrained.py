@@ -119,17 +119,25 @@ def source_file(source: str | Path) -> Path:
     return ckpt.resolve_checkpoint(Path(text).expanduser())
 
 
-def register_builtin_entries() -> None:
-    """The entries gankit trains itself, listed in the package's pretrained/index.yaml (each
-    with the script that makes it; their files ship beside it). None are listed yet."""
+def read_index(index: Path) -> list[Pretrained]:
+    """The entries an index.yaml lists (written by scripts/make_pretrained.py)."""
     import yaml
 
-    index = PACKAGE_DIR / "index.yaml"
     if not index.is_file():
-        return
-    for fields in yaml.safe_load(index.read_text()) or []:
-        if fields["name"] not in PRETRAINED:
-            PRETRAINED.register(fields["name"], Pretrained(**fields))
+        return []
+    try:
+        return [Pretrained(**fields) for fields in yaml.safe_load(index.read_text()) or []]
+    except (yaml.YAMLError, TypeError) as err:
+        raise GankitError(f"{index} is not a list of pretrained entries ({str(err).splitlines()[0][:120]}): "
+                          "restore it from the package, or remake it with scripts/make_pretrained.py") from None
+
+
+def register_builtin_entries() -> None:
+    """The entries gankit trains itself, listed in the package's pretrained/index.yaml (each
+    with the script that makes it; their files ship beside it)."""
+    for entry in read_index(PACKAGE_DIR / "index.yaml"):
+        if entry.name not in PRETRAINED:
+            PRETRAINED.register(entry.name, entry)
 
 
 register_builtin_entries()
