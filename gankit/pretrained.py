@@ -9,7 +9,7 @@ data, size, training budget and sha256. Its file is looked for, in order, in the
 `pretrained/` folder, in the folder `$GANKIT_PRETRAINED` names, and in the cache
 (`<torch hub dir>/gankit/`); where none has it and the entry has a URL, it is downloaded into the
 cache when the network answers (the same find-or-download steps as the Inception and VGG19
-weights: `metrics.features.download_weights`). Offline without the file: one line saying where
+weights: `gankit.weights.find_or_download`). Offline without the file: one line saying where
 to put it. Every file found is checked against the entry's sha256.
 
 `source_file(source)` turns what `--init-from` and `load_generator` take — a registered name, an
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from . import weights as weight_files
 from .errors import GankitError
 from .registry import Registry
 
@@ -76,21 +77,14 @@ def where(entry: Pretrained) -> Path | None:
 
 def find(name: str) -> Path:
     """The checkpoint file of the registered model `name`: found, else downloaded; checked."""
-    from .metrics import features  # its network probe and download (tests patch them there)
-
     if name not in PRETRAINED:
         known = ", ".join(PRETRAINED.names()) or "none registered"
         raise GankitError(f"unknown pretrained model {name!r}: use one of {known} (`gankit pretrained list`)")
     entry = PRETRAINED.get(name)
-    path = where(entry)
-    if path is None:
-        target = cache_dir() / entry.file
-        if entry.url is None or not features.network_reachable(entry.url):
-            how = (f"download {entry.url} elsewhere" if entry.url else f"make it with {entry.script}")
-            raise GankitError(f"the pretrained model {name} ({entry.file}) is not on this machine"
-                              f"{'' if entry.url is None else ' and there is no network to download it'}: "
-                              f"{how} and put it in {target.parent}/ (or in the folder ${ENV} names)")
-        path = features.download_weights(entry.url, target, entry.sha256[:8])
+    folders = [path.parent for path in places(entry)]  # the package, $GANKIT_PRETRAINED, the cache
+    path = weight_files.find_or_download(
+        f"the pretrained model {name}", entry.file, folders, url=entry.url, sha256_prefix=entry.sha256,
+        instead=f" (or in the folder ${ENV} names)" + (f"; or make it with {entry.script}" if entry.url is None else ""))
     digest = sha256(path)
     if digest != entry.sha256:
         raise GankitError(f"{path} is not the pretrained model {name}: its sha256 is {digest[:16]}…, "
@@ -102,7 +96,6 @@ def find(name: str) -> Path:
 def source_file(source: str | Path) -> Path:
     """A registered name, an https URL (downloaded into the cache), a run folder or a checkpoint
     file -> the checkpoint file."""
-    from .metrics import features
     from .training import checkpoint as ckpt
 
     text = str(source)
@@ -112,10 +105,10 @@ def source_file(source: str | Path) -> Path:
         target = cache_dir() / "urls" / Path(urllib.parse.urlsplit(text).path).name
         if target.is_file():
             return target
-        if not features.network_reachable(text):
+        if not weight_files.network_reachable(text):
             raise GankitError(f"cannot download {text}: there is no network here; download it "
                               f"elsewhere and give its path (or put it at {target})")
-        return features.download_weights(text, target, "")
+        return weight_files.download(text, target, "")
     return ckpt.resolve_checkpoint(Path(text).expanduser())
 
 

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import GankitError
-from .metrics import features as extractors  # its network_reachable: tests patch it there
-from .metrics.features import download_weights, first_line
+from . import weights as weight_files
+from .metrics.features import first_line
 
 # --------------------------------------------------------------------------------------------
 # Losses: pure functions of features. Shapes: features (B, C, H, W), Gram matrices (B, C, C).
@@ -111,29 +111,18 @@ def vgg19_layer_names() -> list[str]:
 
 def vgg19_hub_path() -> Path:
     """Where torchvision caches the ImageNet VGG19 weights (torch.hub's checkpoints folder)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    return weight_files.hub_checkpoints() / VGG19_FILE
 
 
 def find_vgg19_weights(weights: str | Path | None = None) -> Path:
     """The VGG19 weights file: `weights`, else $GANKIT_VGG19_WEIGHTS, else torchvision's hub
     cache, else downloaded into that cache when the network answers; else a GankitError at once
     naming the path to put the file at."""
-    for given, origin in ((weights, "the weights file"), (os.environ.get(VGG19_ENV), VGG19_ENV)):
-        if given:
-            path = Path(given).expanduser()
-            if not path.is_file():
-                raise GankitError(f"{origin} {path} does not exist: give the path of a VGG19 "
-                                  f"state dict such as {VGG19_FILE} (from {VGG19_URL})")
-            return path
-    cached = vgg19_hub_path()
-    if cached.is_file():
-        return cached
-    if not extractors.network_reachable(VGG19_URL):
-        raise GankitError(
-            f"the VGG19 ImageNet weights are not on this machine and there is no network to "
-            f"download them: fetch {VGG19_URL} elsewhere and put it at {cached} (or pass "
-            f"--weights PATH; --random-weights runs without them, but not as real style transfer)")
-    return download_weights(VGG19_URL, cached, VGG19_SHA256_PREFIX)
+    return weight_files.find_or_download(
+        "the VGG19 ImageNet weights", VGG19_FILE, [weight_files.hub_checkpoints()], url=VGG19_URL,
+        sha256_prefix=VGG19_SHA256_PREFIX,
+        given=[(weights, "the weights file"), (os.environ.get(VGG19_ENV), VGG19_ENV)],
+        instead=" (or pass --weights PATH; --random-weights runs without them, but not as real style transfer)")
 
 
 class VGG19Features(nn.Module):

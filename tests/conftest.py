@@ -27,3 +27,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network: every weights file must be found on this machine (gankit.weights' probe says no)."""
+    from gankit import weights
+
+    monkeypatch.setattr(weights, "network_reachable", lambda *args, **kwargs: False)

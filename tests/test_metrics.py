@@ -21,8 +21,10 @@ from gankit.metrics import (FEATURE_EXTRACTORS, FID, INCEPTION_ENV, INCEPTION_FI
                             KID_STD, N_FAKE, N_REAL, compute_metrics, fid, frechet_distance,
                             gaussian_stats, kid, load_feature_extractor,
                             register_feature_extractor)
+from gankit import weights
 from gankit.metrics import features as features_module
-from gankit.metrics.features import MNIST_RECORD, MNIST_WEIGHTS, PROBE_TIMEOUT
+from gankit.metrics.features import MNIST_RECORD, MNIST_WEIGHTS
+from gankit.weights import PROBE_TIMEOUT
 
 metric_kid = pytest.importorskip("torch_fidelity.metric_kid")
 metric_fid = pytest.importorskip("torch_fidelity.metric_fid")
@@ -185,8 +187,7 @@ def test_inception_names_match_torch_fidelity():
     assert URL_INCEPTION_V3.endswith("/" + INCEPTION_FILE)
 
 
-def test_inception_without_weights_or_network_fails_at_once(monkeypatch):
-    monkeypatch.setattr(features_module, "network_reachable", lambda *args, **kwargs: False)
+def test_inception_without_weights_or_network_fails_at_once(offline):
     start = time.monotonic()
     with pytest.raises(GankitError) as error:
         load_feature_extractor("inception")
@@ -199,9 +200,9 @@ def test_inception_without_weights_or_network_fails_at_once(monkeypatch):
 
 def test_the_real_network_check_returns_quickly():
     start = time.monotonic()
-    features_module.network_reachable()  # True or False, depending on this machine
+    weights.network_reachable(features_module.INCEPTION_URL)  # True or False, depending on this machine
     # An address that never answers (TEST-NET-1, RFC 5737): the probe must give up on time.
-    assert features_module.network_reachable("https://192.0.2.1/", timeout=0.5) is False
+    assert weights.network_reachable("https://192.0.2.1/", timeout=0.5) is False
     assert time.monotonic() - start < PROBE_TIMEOUT + 0.5 + 1.0
 
 

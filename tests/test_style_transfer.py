@@ -19,7 +19,6 @@ from skimage import data as photos
 
 from gankit.cli import main
 from gankit.errors import GankitError
-from gankit.metrics import features as features_module
 from gankit.style_transfer import (CONTENT, CONTENT_LAYER, RANDOM, STYLE, STYLE_LAYERS, TOTAL, TV,
                                    VGG19_ENV, VGG19_FILE, VGG19_URL, StyleTransferConfig,
                                    VGG19Features, content_loss, find_vgg19_weights, gram_matrix,
@@ -45,11 +44,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    monkeypatch.setattr(features_module, "network_reachable", lambda *args, **kwargs: False)
 
 
 @pytest.fixture(scope="module")

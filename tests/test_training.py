@@ -262,12 +262,9 @@ def test_evaluation_during_training_keeps_the_best_and_leaves_resume_exact(tmp_p
     assert split["best_kid"] == final_state(straight)["best_kid"]
 
 
-def test_inception_evaluation_without_weights_fails_before_writing(tmp_path, monkeypatch):
-    from gankit.metrics import features
-
+def test_inception_evaluation_without_weights_fails_before_writing(tmp_path, monkeypatch, offline):
     monkeypatch.delenv("GANKIT_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(features, "network_reachable", lambda *a, **k: False)
     with pytest.raises(GankitError, match="Inception weights"):
         train(tiny(tmp_path), steps=2, eval={"every": 1, "features": "inception"})
     assert not (tmp_path / "runs").exists()

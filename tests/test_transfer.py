@@ -160,12 +160,10 @@ def test_a_pretrained_name_is_found_checked_fine_tuned_and_sampled(tmp_path, reg
         pretrained.find("digits-tiny")
 
 
-def test_missing_unknown_and_offline_pretrained_models_are_one_line(registered, monkeypatch, capsys):
+def test_missing_unknown_and_offline_pretrained_models_are_one_line(registered, offline, capsys):
     from gankit import pretrained
-    from gankit.metrics import features
 
     registered.unlink()
-    monkeypatch.setattr(features, "network_reachable", lambda *a, **k: False)
     code, _, err = run_cli(["pretrained", "get", "digits-tiny"], capsys)
     line = one_line_error(code, err)
     assert "is not on this machine and there is no network" in line and str(pretrained.cache_dir()) in line

@@ -22,10 +22,6 @@ from __future__ import annotations
 import importlib
 import io
 import os
-import socket
-import threading
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Callable, Union
 
@@ -33,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import weights as weight_files
 from ..errors import GankitError
 from ..registry import Registry
 
@@ -112,75 +109,21 @@ INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.
                  + INCEPTION_FILE)
 INCEPTION_SHA256_PREFIX = "6726825d"
 INCEPTION_ENV = "GANKIT_INCEPTION_WEIGHTS"
-PROBE_TIMEOUT = 1.5  # seconds: long enough for a working network, short enough to feel instant
 
 
 def hub_weights_path() -> Path:
     """Where torch.hub (and so torch-fidelity) caches the Inception weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    return weight_files.hub_checkpoints() / INCEPTION_FILE
 
 
-def network_reachable(url: str = INCEPTION_URL, timeout: float = PROBE_TIMEOUT) -> bool:
-    """Whether a TCP connection to the url's host (or the https proxy) opens within `timeout`.
-
-    The probe runs in a daemon thread and is abandoned after `timeout`, because name lookup
-    (getaddrinfo) ignores socket timeouts and can hang for a long time on a machine without
-    network; this function always returns within `timeout` seconds.
-    """
-    target = urllib.parse.urlsplit(urllib.request.getproxies().get("https") or url)
-    host, port = target.hostname, target.port or (443 if target.scheme == "https" else 80)
-    opened = threading.Event()
-
-    def probe():
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            opened.set()
-        except OSError:
-            pass
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout)  # returns as soon as the probe fails or connects
-    return opened.is_set()
-
-
-def find_inception_weights(weights: str | Path | None = None) -> Path:
-    """The Inception weights file: `weights`, else $GANKIT_INCEPTION_WEIGHTS, else the torch hub
+def find_inception_weights(path: str | Path | None = None) -> Path:
+    """The Inception weights file: `path`, else $GANKIT_INCEPTION_WEIGHTS, else the torch hub
     cache, else downloaded into the hub cache when the network is reachable."""
-    for given, origin in ((weights, "the weights file"),
-                          (os.environ.get(INCEPTION_ENV), INCEPTION_ENV)):
-        if given:
-            path = Path(given).expanduser()
-            if not path.is_file():
-                raise GankitError(f"{origin} {path} does not exist: give the path of "
-                                  f"{INCEPTION_FILE} (download it from {INCEPTION_URL})")
-            return path
-    cached = hub_weights_path()
-    if cached.is_file():
-        return cached
-    if not network_reachable():
-        raise GankitError(
-            f"the Inception weights {INCEPTION_FILE} are not on this machine and there is no "
-            f"network to download them: fetch {INCEPTION_URL} elsewhere and put it in "
-            f"{cached.parent}/ (or pass --inception-weights PATH, or set {INCEPTION_ENV}=PATH)")
-    return download_weights(INCEPTION_URL, cached, INCEPTION_SHA256_PREFIX)
-
-
-def download_weights(url: str, target: Path, sha256_prefix: str) -> Path:
-    """Download a weights file to `target`; any failure is one line saying where to put it by hand."""
-    previous_timeout = socket.getdefaulttimeout()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A stalled connection must fail, not hang: every socket read gives up after 30 s.
-        socket.setdefaulttimeout(30)
-        # Writes a temporary file and renames it, and checks the sha256 prefix.
-        torch.hub.download_url_to_file(url, str(target), sha256_prefix)
-    except Exception as err:  # HTTP errors, stalls, a wrong hash, an unwritable folder: no file
-        raise GankitError(f"downloading {url} failed ({first_line(err)}); download it by hand "
-                          f"to {target}") from None
-    finally:
-        socket.setdefaulttimeout(previous_timeout)
-    return target
+    return weight_files.find_or_download(
+        "the Inception weights", INCEPTION_FILE, [weight_files.hub_checkpoints()], url=INCEPTION_URL,
+        sha256_prefix=INCEPTION_SHA256_PREFIX,
+        given=[(path, "the weights file"), (os.environ.get(INCEPTION_ENV), INCEPTION_ENV)],
+        instead=f" (or pass --inception-weights PATH, or set {INCEPTION_ENV}=PATH)")
 
 
 class InceptionFeatures(nn.Module):
