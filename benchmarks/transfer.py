@@ -13,7 +13,9 @@ against time) and at the end with 2000 samples:
     freezeN     --init-from the source, ADA, --freeze-d N (FreezeD; N from --freeze)
 
 Writes one JSON per run, a table (medians and spreads over seeds; the time each arm needed to
-reach the scratch arm's final KID), the KID-against-time curves and a sample grid per arm.
+reach the scratch arm's final KID; the memorisation check: 64 samples' nearest training image
+against the 50 images' distances to each other, by pixel L1 and digit features, as `gankit
+nearest` does), the KID-against-time curves, a sample grid and a nearest-neighbour picture per run.
 
     python benchmarks/transfer.py --only finetune:0 &  python benchmarks/transfer.py --only scratch:0 &  wait
     python benchmarks/transfer.py --table-only
@@ -54,6 +56,7 @@ def base_options(args, seed: int, out: Path) -> dict:
 
 def run(arm: str, seed: int, args) -> dict:
     from gankit.metrics import KID_MEAN, compute_metrics, load_feature_extractor
+    from gankit.metrics.memorisation import NEAREST, check_memorisation
     from gankit.resolve import resolve_config
     from gankit.run import build_run
     from gankit.transfer import resolve_init
@@ -84,11 +87,16 @@ def run(arm: str, seed: int, args) -> dict:
                           held_out, "mnist", n=2000, metrics=("kid",), progress=False)[KID_MEAN]
     grid = to_unit_range(G(torch.randn(64, G.latent_dim, generator=torch.Generator().manual_seed(7))), G.output_range)
     save_grid(grid, out / f"samples-{arm}-seed{seed}.png")
+    # does it copy its 50 images? `gankit nearest` on the run, against the images it trained on
+    check = check_memorisation(run_dir, n=64, k=3, features="mnist", out=out / f"nearest-{arm}-seed{seed}.png",
+                               n_reference=len(train_data), train=train_data)
+    copies = {metric: {key: value for key, value in report.summary().items() if key != NEAREST}
+              for metric, report in check.reports.items()}
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     kid_rows = [r for r in rows if "metrics/kid" in r]
     t0 = rows[0]["time"] if rows else 0.0
     return {"arm": arm, "seed": seed, "per_class": args.per_class, "seconds": round(seconds, 1),
-            "steps": result.step, "kid": kid,
+            "steps": result.step, "kid": kid, "memorisation": copies,
             "curve": {"seconds": [round(r["time"] - t0, 1) for r in kid_rows], "kid": [r["metrics/kid"] for r in kid_rows]}}
 
 
@@ -98,16 +106,21 @@ def seconds_to_reach(curve: dict, level: float) -> float | None:
 
 def table(by_arm: dict[str, list[dict]]) -> str:
     scratch = statistics.median(r["kid"] for r in by_arm["scratch"]) if "scratch" in by_arm else None
-    lines = ["| arm | seeds | final KID per seed | median | × scratch | s to reach scratch's final KID (median) |",
-             "|---|---:|---|---:|---:|---:|"]
+    lines = ["| arm | seeds | final KID per seed | median | × scratch | s to reach scratch's final KID (median) "
+             "| nearest-train distance ÷ train-to-train (L1; features) | samples flagged as copies |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
     for arm, runs in by_arm.items():
         kids = [r["kid"] for r in runs]
         reach = [seconds_to_reach(r["curve"], scratch) for r in runs] if scratch is not None else []
         reached = [s for s in reach if s is not None]
         ratio = f"{statistics.median(kids) / scratch:.2f}" if scratch else "-"
         reach_text = f"{statistics.median(reached):.0f} ({len(reached)} of {len(runs)} seeds)" if reached else "-"
+        copies = [r["memorisation"] for r in runs if "memorisation" in r]
+        ratios = "; ".join(f"{statistics.median(c[m]['ratio'] for c in copies):.2f}"
+                           for m in ("l1", "features") if copies and all(m in c for c in copies)) or "-"
+        flagged = (f"{sum(len(c['l1']['flagged']) for c in copies)} of {64 * len(copies)}" if copies else "-")
         lines.append(f"| {arm} | {len(runs)} | {', '.join(f'{k:.3f}' for k in kids)} | "
-                     f"{statistics.median(kids):.3f} | {ratio} | {reach_text} |")
+                     f"{statistics.median(kids):.3f} | {ratio} | {reach_text} | {ratios} | {flagged} |")
     return "\n".join(lines)
 
 

@@ -249,7 +249,7 @@ def check_memorisation(checkpoint: str | Path, n: int = 16, k: int = 3,
                        seed: int = 0, quantile: float = DEFAULT_QUANTILE,
                        n_reference: int = DEFAULT_REFERENCE, device: str = "cpu",
                        inception_weights: str | Path | None = None, batch_size: int = 250,
-                       progress: bool = False) -> NearestResult:
+                       progress: bool = False, train: ImageData | None = None) -> NearestResult:
     """Find the k nearest training images of n samples of a checkpoint's EMA generator, by pixel
     L1 and by feature distance; report them against train-to-train distances; draw them.
 
@@ -261,6 +261,8 @@ def check_memorisation(checkpoint: str | Path, n: int = 16, k: int = 3,
         gives the baseline distances.
     inception_weights: a local FID Inception weights file, used by the inception extractors
         only; default the run's own eval.inception_weights.
+    train: the images the run was trained on, where the caller has them (a run built with its
+        data given directly, as the benchmarks do); default: loaded from the run's config.
     """
     from ..api import load_generator
     from . import default_features
@@ -286,7 +288,7 @@ def check_memorisation(checkpoint: str | Path, n: int = 16, k: int = 3,
 
     generator = load_generator(checkpoint, device=device)
     config = generator.config
-    train = training_images(config, progress)
+    train = training_images(config, progress) if train is None else train
     pool = pool_pixels(train)  # uint8 (N, C, H, W)
     if k > len(train):
         raise GankitError(f"--k {k}: the run has only {len(train)} training images; use a "
