@@ -121,7 +121,7 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
                       device=device, autocast=autocast_factory(device, config.precision),
                       augment=augment, memory_format=memory_format, guard=StepGuard(world, scaler),
                       replay=task.replay, pools=task.pools)
-    ema = EMA(G, config.ema_decay)
+    ema = EMA(G, config.ema_decay, ema_half_life_kimg(config), config.ema_rampup)
     if init is not None and state is None:
         ema.model.load_state_dict(ema_start)
     trainer = Trainer(config, task, ctx, UPDATES.get(config.update), ema, augment,
@@ -161,6 +161,12 @@ def make_run_dir(config: TrainConfig) -> Path:
             run_dir = runs / f"{base}-{n}"
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def ema_half_life_kimg(config: TrainConfig) -> float | None:
+    """The EMA's half-life in kimg; -1 is StyleGAN2-ADA's auto value, 10 kimg per 32 images of
+    batch (a half-life of 312.5 steps at any batch size)."""
+    return config.batch * 10 / 32 if config.ema_kimg == -1 else config.ema_kimg
 
 
 def write_run_config(config: TrainConfig, run_dir: Path) -> None:

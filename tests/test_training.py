@@ -124,6 +124,41 @@ def test_ema_is_the_running_average_of_the_weights():
     assert not ema.model.weight.requires_grad
 
 
+def test_ema_with_a_half_life_in_images_is_the_references_and_independent_of_the_batch():
+    """StyleGAN2-ADA's EMA: beta = 0.5 ** (batch / (1000 ema_kimg)), the half-life at most
+    rampup x the images seen before the step; the same images give the same average at any batch."""
+    model = torch.nn.Linear(2, 1)
+    assert EMA(model, 0.9, half_life_kimg=10).beta(0, 32) == 0.5 ** (32 / 10_000)
+    ramped = EMA(model, 0.9, half_life_kimg=10, rampup=0.05)
+    assert ramped.beta(0, 32) == 0.0  # the first step copies G
+    assert ramped.beta(3200, 32) == 0.5 ** (32 / 160)  # half-life 5% of 3200 images
+    assert ramped.beta(10**7, 32) == 0.5 ** (32 / 10_000)  # capped at ema_kimg
+    averages = []
+    for batch in (32, 64):
+        target = torch.nn.Linear(2, 1)
+        with torch.no_grad():
+            target.weight.fill_(1.0)
+            model.weight.zero_()
+        ema = EMA(model, 0.9, half_life_kimg=1)
+        for step in range(6400 // batch):
+            ema.update(target, step * batch, batch)
+        averages.append(ema.model.weight.detach().clone())
+    torch.testing.assert_close(averages[0], averages[1])
+    torch.testing.assert_close(averages[0], torch.full_like(averages[0], 1 - 0.5 ** 6.4))  # 6.4 half-lives
+
+
+def test_stylegan_runs_use_the_references_auto_ema(tmp_path):
+    from gankit.resolve import resolve_config
+    from gankit.run import build_run
+
+    config = resolve_config(tiny_options(tmp_path, "stylegan", batch=16))
+    assert (config.ema_kimg, config.ema_rampup) == (-1, 0.05)
+    ema = build_run(config, run_dir=tmp_path, write_config=False).trainer.ema
+    assert ema.half_life_kimg == 16 * 10 / 32 and ema.rampup == 0.05
+    with pytest.raises(GankitError, match="--ema-kimg 0: give a half-life"):
+        resolve_config(tiny_options(tmp_path, ema_kimg=0))
+
+
 def test_loaded_generator_matches_the_trained_ema(tmp_path):
     result = train(tiny(tmp_path), steps=3, name="gen")
     G = load_generator(result.run_dir)

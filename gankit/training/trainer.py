@@ -287,7 +287,7 @@ class Trainer:
                 if self.ctx.guard.skipped >= cfg.guard_patience:
                     self._recover()
                     continue
-                self.ema.update(self.ctx.G)
+                self.ema.update(self.ctx.G, seen_before, self.images_seen - seen_before)
                 self.step += 1
                 interval_images += self.images_seen - seen_before
                 stats = distributed.mean_scalars(stats, self.device)  # every rank's batch counts

@@ -48,7 +48,8 @@ RECIPES.register("stylegan", Recipe(
     build=build_stylegan,
     defaults={"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 0.05, "penalty_every": 16,
               "update": "alternating", "optim": {"lr_g": 2.5e-3, "lr_d": 2.5e-3, "beta1": 0.0, "beta2": 0.99},
-              "ema_decay": 0.999, "batch": 64},
+              # StyleGAN2-ADA's auto config: a half-life of 10 kimg per 32 images of batch, ramped up
+              "ema_kimg": -1, "ema_rampup": 0.05, "batch": 64},
     tiny={"latent_dim": 8, "w_dim": 8, "mapping_layers": 2, "channel_base": 64, "channel_max": 8},
     validate=validate_stylegan,
 ))
