@@ -67,6 +67,50 @@ def test_noise_is_random_in_training_and_fixed_in_eval():
     assert torch.equal(layer(x), layer(x)) and torch.equal(layer(x)[0], layer(x)[1])
 
 
+def test_metrics_draw_fresh_noise_per_sample_from_their_own_generator_and_grids_stay_fixed():
+    """per_sample_noise: eval-mode noise differs between samples and calls, repeats with the
+    generator's seed, leaves the global RNG alone, and ends with the block (grids are fixed again)."""
+    from gankit.nn.equalized import per_sample_noise
+
+    G = style_g().eval()
+    for layer in G.modules():
+        if isinstance(layer, NoiseInjection):
+            layer.strength.data.fill_(0.5)
+    z = torch.randn(1, G.latent_dim).repeat(2, 1)  # the same latent twice
+    fixed = G(z)
+    assert torch.equal(fixed[0], fixed[1])
+    rng = torch.get_rng_state()
+    with per_sample_noise(G, torch.Generator().manual_seed(3)):
+        first, again = G(z), G(z)
+    with per_sample_noise(G, torch.Generator().manual_seed(3)):
+        repeated = G(z)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert not torch.equal(first[0], first[1]) and not torch.equal(first, again)
+    assert torch.equal(first, repeated)
+    assert torch.equal(G(z), fixed)  # after the block: the fixed noise image again
+
+
+def test_training_time_kid_samples_style_generators_with_fresh_noise(tmp_path):
+    """The task's KID sampler draws the same latents as before but fresh noise: its images differ
+    from the fixed-noise images of those latents exactly when the noise has any strength."""
+    from gankit.resolve import resolve_config
+    from gankit.run import build_run
+    from gankit.seeds import derive_seed
+    from gankit.visualize import to_unit_range
+
+    run = build_run(resolve_config(tiny(tmp_path, "stylegan")), run_dir=tmp_path, write_config=False)
+    G = run.trainer.ema.model
+    z = torch.randn(4, G.latent_dim, generator=torch.Generator().manual_seed(derive_seed(0, "eval")))
+    with torch.no_grad():
+        assert torch.equal(run.task.sampler(G, seed=0)(4), to_unit_range(G(z), G.output_range))  # strength 0
+        for layer in G.modules():
+            if isinstance(layer, NoiseInjection):
+                layer.strength.data.fill_(0.5)
+        assert not torch.equal(run.task.sampler(G, seed=0)(4), to_unit_range(G(z), G.output_range))
+        assert torch.equal(run.task.sampler(G, seed=0)(4), run.task.sampler(G, seed=0)(4))  # seeded
+        assert torch.equal(*[run.task.sample_sheet(G)[0] for _ in range(2)])  # grids: fixed noise
+
+
 # ---------------------------------------------------------------- StyleGAN generator
 
 def style_g(**options):

@@ -10,6 +10,7 @@ mapping network uses 0.01): weights are drawn from N(0, 1/lr_mul^2) and scaled b
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -59,19 +60,41 @@ class PixelNorm(nn.Module):
 class NoiseInjection(nn.Module):
     """Adds per-pixel Gaussian noise times a learned per-channel strength (starting at 0), so G can
     put stochastic detail (hair, grain) there instead of spending capacity on pseudo-randomness.
-    In eval mode a fixed noise image is used: sampling with a seed is then reproducible."""
+
+    Training draws fresh noise per sample. In eval mode a fixed noise image is used, so sample
+    grids and `gankit sample` with a seed are reproducible (the reference's noise_mode='const');
+    inside `per_sample_noise` eval mode draws fresh noise per sample from a given generator, as
+    the reference scores its metrics (noise_mode='random')."""
 
     def __init__(self, channels: int, size: int):
         super().__init__()
         self.strength = nn.Parameter(torch.zeros(channels))
         self.register_buffer("fixed_noise", torch.randn(1, 1, size, size))
+        self.noise_source: torch.Generator | None = None  # set by per_sample_noise only
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
+        if self.training or self.noise_source is not None:
+            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device,
+                                generator=None if self.training else self.noise_source).to(x.dtype)
         else:
             noise = self.fixed_noise.to(x.dtype)
         return x + self.strength.view(1, -1, 1, 1).to(x.dtype) * noise
+
+
+@contextmanager
+def per_sample_noise(module: nn.Module, generator: torch.Generator):
+    """Within: every NoiseInjection of `module` in eval mode draws fresh noise for each sample
+    from `generator` (on the module's device), as StyleGAN2-ADA computes KID and FID — a model
+    scored with one fixed noise image would be scored on a narrower distribution than it draws.
+    The global RNG is not touched, so evaluation during training leaves the run's stream alone."""
+    layers = [m for m in module.modules() if isinstance(m, NoiseInjection)]
+    for layer in layers:
+        layer.noise_source = generator
+    try:
+        yield module
+    finally:
+        for layer in layers:
+            layer.noise_source = None
 
 
 class ModulatedConv2d(nn.Module):

@@ -17,6 +17,7 @@ from ..data import ImageData, load_dataset
 from ..data.streams import BatchStream
 from ..errors import GankitError
 from ..models.conditional import class_rows
+from ..nn.equalized import per_sample_noise
 from ..seeds import derive_seed
 from ..variants import DataSpec
 from ..visualize import to_unit_range
@@ -80,12 +81,15 @@ class GenerationTask(Task):
 
     def sampler(self, G: torch.nn.Module, seed: int) -> Callable[[int], Tensor]:
         latents = torch.Generator().manual_seed(derive_seed(seed, "eval"))
+        # fresh noise inputs per sample, as the metrics of the reference are taken (grids keep fixed noise)
+        noise = torch.Generator(device=self.device).manual_seed(derive_seed(seed, "eval-noise"))
 
         def sample(k: int) -> Tensor:
             z = torch.randn(k, G.latent_dim, generator=latents).to(self.device)
             labels = (torch.multinomial(self.class_frequencies, k, replacement=True, generator=latents)
                       .to(self.device) if self.num_classes else None)
-            return to_unit_range(G(z, labels), G.output_range)
+            with per_sample_noise(G, noise):
+                return to_unit_range(G(z, labels), G.output_range)
 
         return sample
 
