@@ -14,27 +14,41 @@ from .app import DEVICE_HELP, IMAGE_SUFFIXES, app
 @app.command("eval")
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint file, or a run folder (its latest checkpoint)."),
-    metrics: str = typer.Option("kid,fid", help="Comma-separated: kid, fid."),
+    metrics: str = typer.Option("kid,fid", help="Comma-separated: kid, fid, pr (precision and recall: fidelity and diversity), dc (density and coverage: the same, robust to outliers)."),
     features: Optional[str] = typer.Option(None, help="Feature extractor: mnist, inception, inception75 or a registered name. [default: mnist for digit data, else inception]"),
     n: int = typer.Option(2000, help="Generated images (and at most this many real ones); KID uses subsets of 1000."),
     data: Optional[str] = typer.Option(None, help="Real images to compare with. [default: the run's training data]"),
     inception_weights: Optional[Path] = typer.Option(None, help="Local FID Inception weights file."),
     seed: int = typer.Option(0, help="Seed of the generated latents."),
+    pr_k: int = typer.Option(3, help="k of precision and recall: each sample's ball reaches its k-th nearest neighbour (torch-fidelity's and the paper's 3)."),
+    dc_k: int = typer.Option(5, help="k of density and coverage's balls (Naeem et al.'s 5)."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
-    """Score a checkpoint's EMA generator with KID and/or FID against real images."""
+    """Score a checkpoint's EMA generator with KID, FID, precision/recall and/or density/coverage
+    against real images."""
     import json
 
     from ..api import evaluate_checkpoint
+    from ..metrics import COVERAGE, DC_K, DENSITY, PR_K, PRECISION, RECALL
 
     result = evaluate_checkpoint(checkpoint, metrics.split(","), features=features, n=n, data=data,
                                  inception_weights=inception_weights, seed=seed, device=device,
-                                 progress=progress)
-    scores = {k: v for k, v in result.items() if k not in ("checkpoint", "step", "features", "data")}
-    typer.echo(f"{'metric':<10}{'value':>14}")
+                                 progress=progress, pr_k=pr_k, dc_k=dc_k)
+    k_of = {PRECISION: result.get(PR_K), RECALL: result.get(PR_K), DENSITY: result.get(DC_K),
+            COVERAGE: result.get(DC_K)}
+    scores = {key: value for key, value in result.items()
+              if key not in ("checkpoint", "step", "features", "data", PR_K, DC_K)}
+    with_k = PR_K in result or DC_K in result
+    typer.echo(f"{'metric':<10}{'value':>14}" + (f"{'k':>4}" if with_k else ""))
     for key, value in scores.items():
-        typer.echo(f"{key:<10}{value:>14.6g}")
+        k = f"{k_of[key]:>4}" if key in k_of else ""
+        typer.echo(f"{key:<10}{value:>14.6g}{k}")
+    if with_k:  # how to read them
+        typer.echo("fidelity  (low: samples off the real data): precision, density (near 1 when "
+                   "samples match the data)")
+        typer.echo("diversity (low: real data never generated, e.g. dropped modes): recall, "
+                   "coverage")
     typer.echo(json.dumps(result))
 
 

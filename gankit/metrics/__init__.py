@@ -1,13 +1,17 @@
-"""Metrics: KID and FID (pure maths in `maths`), feature extractors (`features`), and their
-computation against a dataset with cached real features (`evaluate`).
+"""Metrics: KID and FID (pure maths in `maths`), precision/recall and density/coverage (pure
+maths in `manifold`), feature extractors (`features`), and their computation against a dataset
+with cached real features (`evaluate`).
 
-    from gankit.metrics import compute_metrics, KID_MEAN
-    scores = compute_metrics(G.sample, real_data, "mnist", n=2000)
+    from gankit.metrics import compute_metrics, KID_MEAN, PRECISION
+    scores = compute_metrics(G.sample, real_data, "mnist", n=2000, metrics=("kid", "pr", "dc"))
 """
 
-from .evaluate import METRICS, N_FAKE, N_REAL, compute_metrics, metrics_cache_dir
+from .evaluate import (DEFAULT_METRICS, METRICS, N_FAKE, N_REAL, compute_metrics,
+                       metrics_cache_dir)
 from .features import (FEATURE_EXTRACTORS, INCEPTION_ENV, INCEPTION_FILE, INCEPTION_URL,
                        MnistFeatures, load_feature_extractor, register_feature_extractor)
+from .manifold import (COVERAGE, DC_K, DENSITY, PR_K, PRECISION, RECALL, density_coverage,
+                       precision_recall)
 from .maths import FID, KID_MEAN, KID_STD, fid, frechet_distance, gaussian_stats, kid
 from ..errors import GankitError
 
@@ -30,5 +34,6 @@ __all__ = [
     "DIGIT_DATASETS", "check_eval_config", "default_features", "FEATURE_EXTRACTORS", "FID", "INCEPTION_ENV", "INCEPTION_FILE", "INCEPTION_URL", "KID_MEAN",
     "KID_STD", "METRICS", "MnistFeatures", "N_FAKE", "N_REAL", "compute_metrics", "fid",
     "frechet_distance", "gaussian_stats", "kid", "load_feature_extractor", "metrics_cache_dir",
-    "register_feature_extractor",
+    "register_feature_extractor", "COVERAGE", "DC_K", "DEFAULT_METRICS", "DENSITY", "PRECISION",
+    "PR_K", "RECALL", "density_coverage", "precision_recall",
 ]

@@ -1,7 +1,10 @@
-"""KID/FID of generated images against a dataset: feature extraction in batches, cached reals.
+"""KID, FID, precision/recall and density/coverage of generated images against a dataset:
+feature extraction in batches, cached reals.
 
     scores = compute_metrics(G.sample, load_dataset(DataConfig("mnist5k")), "mnist", n=2000)
     scores[KID_MEAN], scores[FID]
+    scores = compute_metrics(G.sample, real, "mnist", n=2000, metrics=("pr", "dc"))
+    scores[PRECISION], scores[RECALL], scores[DENSITY], scores[COVERAGE]
 
 The real side's features are cached on disk, so evaluating every few thousand steps extracts
 them once: one .npy per (dataset name, image content, extractor name and weights, size, n) under
@@ -26,10 +29,15 @@ from tqdm.auto import tqdm
 from ..data import ImageData
 from ..errors import GankitError
 from .features import load_feature_extractor
+from .manifold import (DC_NEIGHBOURS, PR_NEIGHBOURS, check_neighbours, density_coverage,
+                       precision_recall)
 from .maths import KID_SEED, KID_SUBSET_SIZE, KID_SUBSETS, fid, kid
 
-METRICS = ("kid", "fid")
-N_REAL = "n_real"  # result keys beside maths.KID_MEAN, KID_STD, FID: how many images were used
+METRICS = ("kid", "fid", "pr", "dc")  # pr: precision and recall; dc: density and coverage
+DEFAULT_METRICS = ("kid", "fid")
+# Result keys beside maths.KID_MEAN, KID_STD, FID and manifold.PRECISION ... DC_K: how many
+# images were used.
+N_REAL = "n_real"
 N_FAKE = "n_fake"
 CACHE_FORMAT = 1  # part of every cache key: bump when what is stored changes
 REAL_SUBSET_SEED = 0  # fixed: the same n reals are scored in every run, whatever the run's seed
@@ -42,12 +50,20 @@ def metrics_cache_dir() -> Path:
     return Path(os.environ.get("GANKIT_CACHE", "~/.cache/gankit")).expanduser() / "metrics"
 
 
+def check_metric_names(metrics: Sequence[str]) -> None:
+    """Each name is one of METRICS, and there is at least one (checked before any slow work)."""
+    unknown = [name for name in metrics if name not in METRICS]
+    if unknown or not metrics:
+        raise GankitError(f"unknown metric {unknown[0] if unknown else '(none)'}: "
+                          f"choose from {', '.join(METRICS)}")
+
+
 def compute_metrics(
     fake: torch.Tensor | Sampler,
     real: ImageData,
     extractor_name: str = "mnist",
     n: int | None = None,
-    metrics: Sequence[str] = METRICS,
+    metrics: Sequence[str] = DEFAULT_METRICS,
     batch_size: int = 250,
     device: str | torch.device = "cpu",
     cache_dir: str | Path | None = None,
@@ -57,9 +73,12 @@ def compute_metrics(
     kid_subsets: int = KID_SUBSETS,
     kid_subset_size: int = KID_SUBSET_SIZE,
     kid_seed: int = KID_SEED,
+    pr_k: int = PR_NEIGHBOURS,
+    dc_k: int = DC_NEIGHBOURS,
     progress: bool = True,
 ) -> dict[str, float]:
-    """KID and/or FID between `n` fake images and up to `n` images of `real`.
+    """KID, FID, precision/recall and/or density/coverage between `n` fake images and up to `n`
+    images of `real`.
 
     fake: a tensor (N, C, H, W) in [0, 1] (its first n images are used; n=None: all of them) or
         a callable sample(k) -> (k, C, H, W) in [0, 1], called in batches of `batch_size`.
@@ -69,12 +88,11 @@ def compute_metrics(
         evaluation during training). It is moved to `device` and run in eval mode.
     weights: a weights file for the extractor (inception: --inception-weights).
     cache_dir: where real features are cached; None: $GANKIT_CACHE/metrics.
-    Returns {KID_MEAN, KID_STD} for "kid", {FID} for "fid", and N_REAL, N_FAKE.
+    pr_k, dc_k: the k of the k-nearest-neighbour balls of "pr" and of "dc" (see `manifold`).
+    Returns {KID_MEAN, KID_STD} for "kid", {FID} for "fid", {PRECISION, RECALL, PR_K} for "pr",
+    {DENSITY, COVERAGE, DC_K} for "dc", and N_REAL, N_FAKE.
     """
-    unknown = [name for name in metrics if name not in METRICS]
-    if unknown or not metrics:
-        raise GankitError(f"unknown metric {unknown[0] if unknown else '(none)'}: "
-                          f"choose from {', '.join(METRICS)}")
+    check_metric_names(metrics)
     if isinstance(fake, torch.Tensor):
         n = len(fake) if n is None else n
         if fake.ndim != 4 or fake.shape[1] not in (1, 3) or len(fake) < n:
@@ -84,6 +102,11 @@ def compute_metrics(
         raise GankitError("give the number of samples n when fake images come from a sampler")
     if n < 2:
         raise GankitError(f"n={n} samples are too few for KID or FID: use at least a few hundred")
+    n_real = min(len(real), n)  # as real_subset picks them: known before any feature is extracted
+    if "pr" in metrics:
+        check_neighbours(pr_k, n_real, n, "pr")
+    if "dc" in metrics:
+        check_neighbours(dc_k, n_real, n, "dc")
     if extractor is None:
         extractor = load_feature_extractor(extractor_name, weights)
 
@@ -103,6 +126,12 @@ def compute_metrics(
         scores.update(kid(fake_features, real_features, kid_subsets, kid_subset_size, kid_seed))
     if "fid" in metrics:
         scores.update(fid(fake_features, real_features))
+    # k-NN distances on `device` in float64, which MPS lacks: there they run on the CPU.
+    knn_device = "cpu" if torch.device(device).type == "mps" else device
+    if "pr" in metrics:
+        scores.update(precision_recall(real_features, fake_features, pr_k, device=knn_device))
+    if "dc" in metrics:
+        scores.update(density_coverage(real_features, fake_features, dc_k, device=knn_device))
     return scores
 
 
