@@ -283,11 +283,18 @@ def load_preset(name_or_path: str | Path) -> dict:
 # Options renamed since runs were saved with them: old run folders still load, sample and resume.
 RENAMED = {"augment": {"speed_kimg": "ada_kimg"}}
 RENAMED_AUGMENT_OPS = {"translate": "xint", "zoom": "scale", "zoom_aniso": "aniso"}
+# Model options added since, whose new default behaves differently from what saved runs did: a
+# config saved without one keeps the old behaviour. recipe -> {option: its value before}.
+ADDED_MODEL_OPTIONS = {"stylegan": {"output": "tanh"}, "progan": {"output": "tanh"}}
 
 
 def upgrade_saved_config(values: dict) -> dict:
-    """A config stored by an earlier gankit, with renamed options under their new names."""
+    """A config stored by an earlier gankit, with renamed options under their new names and
+    options added since set to what the run was trained with."""
     values = dict(values)
+    added = ADDED_MODEL_OPTIONS.get(values.get("recipe"), {})
+    if added and isinstance(values.get("model"), dict):
+        values["model"] = {**added, **values["model"]}
     for section, renames in RENAMED.items():
         if isinstance(values.get(section), dict):
             part = values[section] = dict(values[section])

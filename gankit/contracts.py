@@ -22,7 +22,9 @@ class ImageGenerator(Protocol):
 
     latent_dim: int  # z is (B, latent_dim), drawn from N(0, 1)
     num_classes: int  # 0: unconditional; else labels are (B,) int64 in [0, num_classes)
-    output_range: tuple[float, float]  # (low, high) of the images it draws, e.g. (-1, 1) for tanh
+    # (low, high) of the images it draws, e.g. (-1, 1) for tanh: where the task puts real images. A
+    # linear output (StyleGAN's, ProGAN's, as their references) may overshoot; pictures and metrics clip.
+    output_range: tuple[float, float]
 
     def __call__(self, z: Tensor, labels: Tensor | None = None) -> Tensor:  # -> (B, C, S, S)
         ...

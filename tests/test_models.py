@@ -61,7 +61,11 @@ def test_shapes_and_output_range(name, options, spec):
     images = G(z, labels)
     assert images.shape == (6, spec.channels, spec.size, spec.size)
     low, high = G.output_range
-    assert images.min() >= low and images.max() <= high
+    linear = getattr(get_recipe(name).options(dict(options)), "output", None) == "linear"
+    if linear:  # StyleGAN's and ProGAN's output, as their references: may overshoot, clipped for pictures
+        assert torch.isfinite(images).all()
+    else:
+        assert images.min() >= low and images.max() <= high
     assert D(images, labels).shape == (6,)
 
 

@@ -212,3 +212,27 @@ def test_progan_grows_during_training_and_resumes_mid_phase_exactly(tmp_path):
     for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng"):
         assert_same_tensors(full[key], resumed[key], key)
     assert int(full["G"]["level"]) == 2  # growing into 16x16 by 72 images
+
+
+@pytest.mark.parametrize("recipe", ["stylegan", "progan"])
+def test_outputs_are_linear_as_the_references_and_old_runs_keep_their_tanh(tmp_path, recipe):
+    """New runs output linearly (values beyond [-1, 1] reach the loss; display clips); a config
+    saved before model.output existed loads with the tanh it was trained with."""
+    from gankit.config import upgrade_saved_config
+
+    result = train(tiny(tmp_path, recipe), steps=1, name="lin")
+    G = load_generator(result.run_dir)
+    assert G.config.model["output"] == "linear" and not G.module.tanh
+    with torch.no_grad():
+        for layer in G.module.to_rgb.modules():  # a large output weight: far beyond the range
+            if hasattr(layer, "weight") and layer.weight is not None:
+                layer.weight.mul_(100)
+        raw = G.module(torch.randn(8, G.latent_dim))
+    assert raw.abs().max() > 1.5  # not squashed
+    assert 0.0 <= G.sample(4).min() and G.sample(4).max() <= 1.0  # pictures are clipped
+    state = ckpt.load_checkpoint(result.run_dir)
+    del state["config"]["model"]["output"]  # as a run saved before the option
+    assert upgrade_saved_config(state["config"])["model"]["output"] == "tanh"
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    assert load_generator(old).module.tanh

@@ -12,7 +12,7 @@ original back, so the data pipeline, augmentation and metrics always see full-si
 
 G: z -> pixel norm -> equalized linear to (C, 4, 4) -> lrelu, pixel norm -> 3x3 conv -> lrelu,
    pixel norm; per resolution: 2x nearest up -> two (3x3 conv -> lrelu -> pixel norm); a 1x1 toRGB
-   per resolution; tanh.
+   per resolution; a linear output (model.output=tanh: the old tanh).
 D: a 1x1 fromRGB per resolution; per resolution: two 3x3 convs (lrelu) -> 2x average pool;
    4x4: minibatch stddev -> 3x3 conv -> 4x4 conv -> linear -> logit.
 """
@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import GankitError
 from ..nn import MinibatchStdDev
-from ..nn.equalized import EqualizedConv2d, EqualizedLinear, PixelNorm, lrelu
+from ..nn.equalized import OUTPUTS, EqualizedConv2d, EqualizedLinear, PixelNorm, lrelu
 from .conditional import LabelToLatent, Projection
 from .stylegan import resolutions
 
@@ -41,9 +41,14 @@ class ProGANOptions:
     stable_kimg: float = 30.0  # thousands of images at full strength before the next (paper: 600)
     start_size: int = 4  # the first resolution trained
     mbstd_group: int = 4  # minibatch stddev group size
+    # linear, as the reference (a tanh saturates on the many pure-black and pure-white pixels and
+    # takes their gradient away); tanh: runs saved before this option
+    output: str = "linear"
 
 
 def validate_options(o: ProGANOptions) -> None:
+    if o.output not in OUTPUTS:
+        raise GankitError(f"model.output={o.output!r} is not valid: use linear (the reference) or tanh")
     if o.fade_kimg <= 0 or o.stable_kimg < 0:
         raise GankitError("model.fade_kimg must be positive and model.stable_kimg 0 or more")
     if o.start_size < 4 or o.start_size & (o.start_size - 1):
@@ -111,6 +116,7 @@ class ProGenerator(_Growing):
         super().__init__()
         self._init_growth(size, o)
         self.size, self.channels, self.latent_dim, self.num_classes = size, channels, o.latent_dim, num_classes
+        self.tanh = o.output == "tanh"
         self.label_code = LabelToLatent(num_classes, "embedding", o.latent_dim) if num_classes else None
         z_dim = o.latent_dim + (self.label_code.out_features if self.label_code else 0)
         c4 = channels_at(4, o)
@@ -145,7 +151,8 @@ class ProGenerator(_Growing):
         if alpha < 1.0 and top > self.first:  # fade in: blend with the upsampled previous image
             old = F.interpolate(self.to_rgb[top - 1](previous), scale_factor=2, mode="nearest")
             rgb = old.lerp(rgb, alpha)
-        rgb = torch.tanh(rgb)
+        if self.tanh:
+            rgb = torch.tanh(rgb)
         scale = self.size // rgb.shape[-1]
         return F.interpolate(rgb, scale_factor=scale, mode="nearest") if scale > 1 else rgb
 

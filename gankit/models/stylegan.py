@@ -6,7 +6,7 @@ G = synthesis(mapping(z)):
   synthesis  a learned constant (C4, 4, 4) -> per resolution: [upsampling] style conv ->
              noise -> leaky ReLU, twice (once at 4x4), each conv styled by its own w; a 1x1
              toRGB per resolution, summed up the resolutions (StyleGAN2's skip generator)
-             -> tanh -> (B, C, size, size)
+             -> (B, C, size, size), linear (model.output=tanh: the old tanh)
   ws: one w per style layer, `num_ws` = 2 x resolutions; index 0 is the coarsest. Styles are
   applied by modulated/demodulated convs (StyleGAN2, `style=modulated`) or by AdaIN after plain
   convs (StyleGAN, `style=adain`). In training, with probability `mixing_prob` a batch switches
@@ -28,7 +28,8 @@ from torch import nn
 
 from ..errors import GankitError
 from ..nn import MinibatchStdDev
-from ..nn.equalized import AdaIN, EqualizedConv2d, EqualizedLinear, ModulatedConv2d, NoiseInjection, PixelNorm, lrelu
+from ..nn.equalized import (OUTPUTS, AdaIN, EqualizedConv2d, EqualizedLinear, ModulatedConv2d, NoiseInjection,
+                            PixelNorm, lrelu)
 from .conditional import Projection
 
 
@@ -46,9 +47,15 @@ class StyleGANOptions:
     w_avg_beta: float = 0.995  # decay of the tracked mean of w (truncation's centre)
     mbstd_group: int = 4  # minibatch stddev group size in D
     embedding_dim: int = 64  # conditional: size of the label embedding joined to z
+    # linear, as StyleGAN2's reference: a saturating tanh would need unbounded pre-activations
+    # for the many pure-black and pure-white pixels and take their gradient away; images are
+    # clipped to the range for display and metrics only. tanh: runs saved before this option.
+    output: str = "linear"
 
 
 def validate_options(o: StyleGANOptions) -> None:
+    if o.output not in OUTPUTS:
+        raise GankitError(f"model.output={o.output!r} is not valid: use linear (the references) or tanh")
     if o.style not in ("modulated", "adain"):
         raise GankitError(f"model.style={o.style!r} is not valid: use modulated (StyleGAN2) or adain (StyleGAN)")
     for key in ("latent_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group", "embedding_dim"):
@@ -135,6 +142,7 @@ class StyleGenerator(nn.Module):
     def __init__(self, size: int, channels: int, o: StyleGANOptions, num_classes: int = 0):
         super().__init__()
         self.size, self.channels, self.num_classes = size, channels, num_classes
+        self.tanh = o.output == "tanh"
         self.latent_dim, self.w_dim, self.mixing_prob, self.w_avg_beta = o.latent_dim, o.w_dim, o.mixing_prob, o.w_avg_beta
         res_list = resolutions(size)
         self.mapping_net = MappingNetwork(o, num_classes)
@@ -171,7 +179,7 @@ class StyleGenerator(nn.Module):
                 layer += 1
             y = to_rgb(x, ws[:, self.rgb_ws[block]])
             rgb = y if rgb is None else F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False) + y
-        return torch.tanh(rgb)  # (B, C, size, size) in the declared range
+        return torch.tanh(rgb) if self.tanh else rgb  # (B, C, size, size), about the declared range
 
     def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
         """The truncation trick: pull w towards the average w (psi 1: none; 0: the average face)."""

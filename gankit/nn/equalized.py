@@ -17,6 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 LRELU_GAIN = math.sqrt(2.0)  # keeps activations' variance after leaky ReLU 0.2 (He et al.)
+# What ProGAN's and StyleGAN's G put on their RGB output: nothing, as both references (images
+# are clipped to the range for display and metrics only), or tanh (gankit's runs saved before).
+OUTPUTS = ("linear", "tanh")
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
