@@ -131,6 +131,7 @@ class TrainConfig:
     penalty: str = option("none", "Gradient penalty on D: WGAN-GP's on interpolates, or R1 on reals.")
     penalty_weight: float | None = option(None, "Weight of the penalty (unset: the penalty's usual, gp 10, r1 5 = gamma/2).")
     penalty_every: int = 1  # lazy regularisation: the penalty every N steps, weighted N (StyleGAN2: 16)
+    drift: float = option(0.0, "ProGAN's drift term: D's loss += drift x E[D(real)^2], which keeps a critic's scores near 0 (progan: 0.001).")
     update: str = option("joint", "Update strategy: the order of D's and G's passes in a step.")
     d_steps: int = option(1, "D (critic) steps per step (alternating, two_phase; WGAN-GP: 5).")
     g_steps: int = option(1, "G steps per step (alternating, two_phase).")
@@ -285,7 +286,8 @@ RENAMED = {"augment": {"speed_kimg": "ada_kimg"}}
 RENAMED_AUGMENT_OPS = {"translate": "xint", "zoom": "scale", "zoom_aniso": "aniso"}
 # Model options added since, whose new default behaves differently from what saved runs did: a
 # config saved without one keeps the old behaviour. recipe -> {option: its value before}.
-ADDED_MODEL_OPTIONS = {"stylegan": {"output": "tanh"}, "progan": {"output": "tanh"}}
+ADDED_MODEL_OPTIONS = {"stylegan": {"output": "tanh"},
+                       "progan": {"output": "tanh", "fade_reals": False, "reset_optimizer": False}}
 
 
 def upgrade_saved_config(values: dict) -> dict:

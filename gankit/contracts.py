@@ -68,7 +68,12 @@ class Growing(Protocol):
     """A net whose shape changes with training progress (progressive growing): the loop tells it
     how many images have been seen before every step (recipes that grow declare `grows`)."""
 
-    def set_progress(self, images_seen: int) -> None:
+    def set_progress(self, images_seen: int) -> bool:
+        """-> True when a new phase begins and the optimisers' moments should start over."""
+        ...
+
+    def reals_as_drawn(self, images: Tensor) -> Tensor:
+        """Full-size reals (B, C, S, S) as G currently draws (during a fade, the same blend)."""
         ...
 
 

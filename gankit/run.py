@@ -112,7 +112,7 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
         loss=get_loss(config.loss), targets=config.targets, penalty=penalty,
         penalty_weight=(config.penalty_weight if config.penalty_weight is not None
                         else penalty.default_weight if penalty else 0.0),
-        penalty_every=config.penalty_every, d_skip_below=config.d_skip_below,
+        penalty_every=config.penalty_every, drift=config.drift, d_skip_below=config.d_skip_below,
         weights=task_class.objective_weights(config))
     # fp16's narrow range needs loss scaling; bf16 has fp32's range and does not
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None

@@ -214,6 +214,54 @@ def test_progan_grows_during_training_and_resumes_mid_phase_exactly(tmp_path):
     assert int(full["G"]["level"]) == 2  # growing into 16x16 by 72 images
 
 
+def test_during_a_fade_d_sees_the_reals_blended_as_the_reference_fades_them():
+    """ProGAN's FadeLOD: at the new resolution r, reals = lerp(x_r, up(down2(x_r)), 1 - alpha),
+    nearest-upsampled back to full size; untouched outside a fade or with fade_reals off."""
+    o = from_dict(ProGANOptions, {**get_recipe("progan").tiny, "start_size": 4})
+    G = ProGenerator(32, 1, o)
+    images = torch.rand(3, 1, 32, 32)
+    G.level.fill_(2), G.alpha.fill_(0.25)  # 16x16 fading in over 8x8
+    x16 = F.avg_pool2d(images, 2)
+    x8_up = F.interpolate(F.avg_pool2d(x16, 2), scale_factor=2, mode="nearest")
+    expected = F.interpolate(0.25 * x16 + 0.75 * x8_up, scale_factor=2, mode="nearest")
+    faded = G.reals_as_drawn(images)
+    torch.testing.assert_close(faded, expected)
+    torch.testing.assert_close(F.avg_pool2d(faded, 2), 0.25 * x16 + 0.75 * x8_up)  # what D pools to
+    G.alpha.fill_(1.0)
+    assert G.reals_as_drawn(images) is images  # stable phase: D's own pooling is enough
+    G.alpha.fill_(0.25)
+    G.options = from_dict(ProGANOptions, {**get_recipe("progan").tiny, "fade_reals": False})
+    assert G.reals_as_drawn(images) is images
+
+
+def test_a_new_phase_is_announced_at_each_fade_start_and_end_only():
+    o = ProGANOptions(fade_kimg=1.0, stable_kimg=2.0)
+    G = ProGenerator(16, 1, o)
+    G.set_progress(0)
+    changes = [seen for seen in range(0, 12000, 250) if G.set_progress(seen)]
+    assert changes == [2000, 3000, 5000, 6000]  # 8x8 fades in, is in; 16x16 fades in, is in
+    G.options = ProGANOptions(fade_kimg=1.0, stable_kimg=2.0, reset_optimizer=False)
+    G.set_progress(0)
+    assert not any(G.set_progress(seen) for seen in range(0, 12000, 250))
+
+
+def test_progan_resets_adam_at_each_phase_and_adds_the_drift_term(tmp_path):
+    """Tiny schedule, batch 8: 20 images stable, 20 fading per level -> phases begin before steps
+    3 (24 images), 5 (40) and 8 (64); after 10 steps Adam has counted the 2 steps since the last
+    reset. D's loss carries drift x E[D(real)^2]."""
+    result = train(tiny(tmp_path, "progan"), steps=10, name="reset")
+    state = ckpt.load_checkpoint(result.run_dir)
+    steps = {int(v["step"]) for v in state["opt_g"]["state"].values()} | \
+            {int(v["step"]) for v in state["opt_d"]["state"].values()}
+    assert steps == {2}
+    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["loss/drift"] >= 0 for r in rows) and state["config"]["drift"] == 0.001
+    kept = train(tiny(tmp_path, "progan", model={**get_recipe("progan").tiny, "reset_optimizer": False}),
+                 steps=10, name="kept")
+    # without resets the layers used all along have counted every step
+    assert max(int(v["step"]) for v in ckpt.load_checkpoint(kept.run_dir)["opt_g"]["state"].values()) == 10
+
+
 @pytest.mark.parametrize("recipe", ["stylegan", "progan"])
 def test_outputs_are_linear_as_the_references_and_old_runs_keep_their_tanh(tmp_path, recipe):
     """New runs output linearly (values beyond [-1, 1] reach the loss; display clips); a config

@@ -44,6 +44,12 @@ class ProGANOptions:
     # linear, as the reference (a tanh saturates on the many pure-black and pure-white pixels and
     # takes their gradient away); tanh: runs saved before this option
     output: str = "linear"
+    # during a fade-in D sees the reals blended between the new resolution and the one below, as
+    # G's output is (the reference); otherwise the sharp reals against blocky fakes are a shortcut
+    fade_reals: bool = True
+    # Adam's moments start over when a new resolution starts fading in and when it is fully in
+    # (the reference's reset_opt_for_new_lod): moments of the old phase mislead the new layers
+    reset_optimizer: bool = True
 
 
 def validate_options(o: ProGANOptions) -> None:
@@ -89,10 +95,28 @@ class _Growing(nn.Module):
         self.register_buffer("level", torch.tensor(len(self.res_list) - 1))
         self.register_buffer("alpha", torch.tensor(1.0))
 
-    def set_progress(self, images_seen: int) -> None:
+    def set_progress(self, images_seen: int) -> bool:
+        """Move to the schedule's phase at `images_seen`; True when this begins a new phase (a
+        resolution starts to fade in, or has faded in) and the optimisers should start over."""
         level, alpha = schedule(images_seen, self.options, len(self.res_list))
+        new_phase = (level, alpha < 1.0) != (int(self.level), float(self.alpha) < 1.0)
         self.level.fill_(level)
         self.alpha.fill_(alpha)
+        return new_phase and self.options.reset_optimizer
+
+    def reals_as_drawn(self, images: torch.Tensor) -> torch.Tensor:
+        """Full-size real images (B, C, S, S) as G draws at this point of the schedule: during a
+        fade-in, lerp(down(x), up(down2(down(x))), 1 - alpha) at the new resolution, as the
+        reference's FadeLOD, then nearest-upsampled back to full size (D's average pooling gives
+        the blend back exactly). Outside a fade, and with fade_reals off, the images as they are."""
+        level, alpha = self.current
+        if alpha >= 1.0 or not self.options.fade_reals or level == 0:
+            return images
+        factor = images.shape[-1] // self.res_list[level]
+        x = F.avg_pool2d(images, factor) if factor > 1 else images  # at the new resolution
+        coarse = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")  # the one below
+        x = coarse.lerp(x, alpha)
+        return F.interpolate(x, scale_factor=factor, mode="nearest") if factor > 1 else x
 
     @property
     def current(self) -> tuple[int, float]:

@@ -19,7 +19,7 @@ from ..errors import GankitError
 from ..models.conditional import class_rows
 from ..nn.equalized import per_sample_noise
 from ..seeds import derive_seed
-from ..variants import DataSpec
+from ..variants import DataSpec, get_recipe
 from ..visualize import to_unit_range
 from .base import TASKS, Task
 
@@ -54,6 +54,8 @@ class GenerationTask(Task):
         super().__init__(config, data, G, device, memory_format, rank, world)
         self.stream = BatchStream(data, config.batch, config.seed, rank, world, config.data.mirror)
         self.num_classes = G.num_classes
+        # a growing G (progressive growing) draws at its current resolution: D sees reals the same way
+        self.reals_as_drawn = G.reals_as_drawn if get_recipe(config.recipe).grows else None
         if self.num_classes:  # KID draws labels as often as the (held-out) data has them
             self.class_frequencies = torch.bincount(data.labels, minlength=self.num_classes).float()
         g = torch.Generator().manual_seed(derive_seed(config.seed, "grid"))
@@ -68,7 +70,10 @@ class GenerationTask(Task):
     def batch(self, k: int) -> tuple[tuple[Tensor, Tensor | None], int]:
         images, labels = self.stream.images(k)
         n = images.shape[0]
-        return (self.to_model(images), labels.to(self.device) if labels is not None else None), n
+        images = self.to_model(images)
+        if self.reals_as_drawn is not None:
+            images = self.reals_as_drawn(images)
+        return (images, labels.to(self.device) if labels is not None else None), n
 
     @torch.no_grad()
     def sample_sheet(self, G: torch.nn.Module) -> tuple[Tensor, int | None]:

@@ -33,6 +33,8 @@ def check_config(config) -> None:
         raise GankitError(f"max_rollbacks={config.max_rollbacks} must be 0 or more")
     if not 0.0 <= config.ema_decay < 1.0:
         raise GankitError(f"ema_decay={config.ema_decay} must be in [0, 1): 0.99 or 0.999 are usual")
+    if not config.drift >= 0:
+        raise GankitError(f"--drift {config.drift:g}: give 0 (off) or a small positive weight, e.g. 0.001 (ProGAN)")
     if config.ema_kimg is not None and not (config.ema_kimg > 0 or config.ema_kimg == -1):
         raise GankitError(f"--ema-kimg {config.ema_kimg:g}: give a half-life in thousands of images (e.g. 10), "
                           "or -1 for StyleGAN2-ADA's auto value (10 x batch / 32)")

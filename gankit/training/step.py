@@ -32,6 +32,7 @@ class Objective:
     penalty: Penalty | None = None
     penalty_weight: float = 0.0
     penalty_every: int = 1  # lazy regularisation (StyleGAN2): the penalty on every N-th step only
+    drift: float = 0.0  # ProGAN's epsilon: + drift * E[D(real)^2], so a critic's scores cannot wander off
     d_skip_below: float | None = None  # skip D's step while its loss is below this
     weights: dict[str, float] = field(default_factory=dict)  # a task's own terms, e.g. cycle, l1
 
@@ -106,6 +107,10 @@ def discriminator_loss(ctx: StepContext, real_logits: Tensor, fake_logits: Tenso
         # weighted by the interval, so the penalty's average strength does not depend on it
         loss = loss + ctx.objective.penalty_weight * ctx.objective.penalty_every * penalty
         stats[f"loss/{ctx.objective.penalty.name}"] = penalty.detach()
+    if ctx.objective.drift:
+        drift = real_logits.float().square().mean()
+        loss = loss + ctx.objective.drift * drift
+        stats["loss/drift"] = drift.detach()
     return loss, stats
 
 

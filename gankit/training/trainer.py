@@ -178,8 +178,10 @@ class Trainer:
         images seen alone, so a resumed run is in the same phase at the same image."""
         self.ctx.step = self.step
         if self.grows:
-            for net in (self.ctx.G, self.ctx.D, self.ema.model):
-                net.set_progress(self.images_seen)
+            new_phase = [net.set_progress(self.images_seen) for net in (self.ctx.G, self.ctx.D, self.ema.model)]
+            if new_phase[0] or new_phase[1]:  # ProGAN's reset_opt_for_new_lod
+                self.ctx.opt_g.state.clear()
+                self.ctx.opt_d.state.clear()
 
     @torch.no_grad()
     def save_samples(self) -> Path:

@@ -31,7 +31,7 @@ RECIPES.register("progan", Recipe(
     description="progressive growing with fade-in, pixel norm, equalized lr, minibatch stddev (WGAN-GP)",
     model_config=ProGANOptions,
     build=build_progan,
-    defaults={"loss": "wasserstein", "penalty": "gp", "update": "alternating", "d_steps": 1,
+    defaults={"loss": "wasserstein", "penalty": "gp", "drift": 0.001, "update": "alternating", "d_steps": 1,
               "augment": {"mode": "none"},  # a critic has no real/fake boundary for ADA to read
               "optim": {"lr_g": 1e-3, "lr_d": 1e-3, "beta1": 0.0, "beta2": 0.99}, "ema_decay": 0.999,
               "batch": 64},
