@@ -103,6 +103,15 @@ class ReplayConfig:
 
 
 @dataclass
+class PathLengthConfig:
+    """StyleGAN2's path-length regularisation of a style-based G (losses/path_length.py)."""
+    weight: float = option(0.0, "Path-length regularisation weight for a style-based G (StyleGAN2: 2; 0: off).", flag="--pl-weight")
+    every: int = 4  # lazy: on every N-th G step, the term weighted N (StyleGAN2's G_reg_interval)
+    batch_shrink: int = 2  # on batch / N latents (StyleGAN2's pl_batch_shrink)
+    decay: float = 0.01  # of pl_mean, the running mean of the path lengths (StyleGAN2's pl_decay)
+
+
+@dataclass
 class OptimConfig:
     name: str = "adam"  # adam | rmsprop (rmsprop with Keras' defaults: rho 0.9, eps 1e-7; Hands-On ML)
     lr_g: float = option(2e-4, "G's learning rate (Adam 2e-4: DCGAN paper, keras-io GAN-ADA).")
@@ -128,6 +137,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     loss: str = option("nonsaturating", "Adversarial loss on D's logits.")
     targets: TargetConfig = field(default_factory=TargetConfig)  # label smoothing / noise / flips
+    path_length: PathLengthConfig = field(default_factory=PathLengthConfig)  # style Gs (StyleGAN2)
     penalty: str = option("none", "Gradient penalty on D: WGAN-GP's on interpolates, or R1 on reals.")
     penalty_weight: float | None = option(None, "Weight of the penalty (unset: the penalty's usual, gp 10, r1 5 = gamma/2).")
     penalty_every: int = 1  # lazy regularisation: the penalty every N steps, weighted N (StyleGAN2: 16)

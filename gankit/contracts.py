@@ -62,6 +62,10 @@ class StyleGenerator(ImageGenerator, Protocol):
     def synthesis(self, ws: Tensor) -> Tensor:  # (B, num_ws, w_dim) -> (B, C, S, S)
         ...
 
+    def styles(self, z: Tensor, labels: Tensor | None = None) -> Tensor:  # -> (B, num_ws, w_dim)
+        """The styles G(z) is drawn from, in training with style mixing (G = synthesis(styles))."""
+        ...
+
 
 @runtime_checkable
 class Growing(Protocol):

@@ -113,6 +113,7 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
         penalty_weight=(config.penalty_weight if config.penalty_weight is not None
                         else penalty.default_weight if penalty else 0.0),
         penalty_every=config.penalty_every, drift=config.drift, d_skip_below=config.d_skip_below,
+        path_length=path_length_penalty(config, device),
         weights=task_class.objective_weights(config))
     # fp16's narrow range needs loss scaling; bf16 has fp32's range and does not
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
@@ -161,6 +162,16 @@ def make_run_dir(config: TrainConfig) -> Path:
             run_dir = runs / f"{base}-{n}"
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def path_length_penalty(config: TrainConfig, device: torch.device):
+    """StyleGAN2's path-length regulariser when its weight is set (resolve checked G can take it)."""
+    from .losses.path_length import PathLengthPenalty
+
+    pl = config.path_length
+    if not pl.weight:
+        return None
+    return PathLengthPenalty(pl.weight, pl.every, pl.batch_shrink, pl.decay).to(device)
 
 
 def ema_half_life_kimg(config: TrainConfig) -> float | None:

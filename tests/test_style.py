@@ -284,3 +284,70 @@ def test_outputs_are_linear_as_the_references_and_old_runs_keep_their_tanh(tmp_p
     old = tmp_path / "old.pt"
     torch.save(state, old)
     assert load_generator(old).module.tanh
+
+
+# ---------------------------------------------------------------- path-length regularisation
+
+def test_path_length_penalty_is_the_references_formula_on_a_linear_synthesis():
+    """synthesis(ws) = A ws: J^T y = A^T y exactly, so the lengths and the running mean are known."""
+    from gankit.losses.path_length import PathLengthPenalty
+
+    class Linear(torch.nn.Module):
+        num_ws, w_dim = 3, 4
+
+        def __init__(self):
+            super().__init__()
+            self.A = torch.nn.Parameter(torch.randn(3 * 4, 2 * 5 * 5))
+
+        def styles(self, z, labels=None):
+            return z.view(-1, 3, 4)
+
+        def synthesis(self, ws):
+            return (ws.flatten(1) @ self.A).view(-1, 2, 5, 5)
+
+    torch.manual_seed(0)
+    G, pl = Linear(), PathLengthPenalty(decay=0.1)
+    z = torch.randn(6, 12, requires_grad=True)
+    pl.pl_mean.fill_(0.5)
+    torch.manual_seed(1)
+    penalty = pl(G, z, None)
+    torch.manual_seed(1)
+    y = torch.randn(6, 2, 5, 5) / 5.0  # the noise, scaled by 1/sqrt(H W)
+    jty = (y.flatten(1) @ G.A.detach().T).view(6, 3, 4)
+    lengths = jty.square().sum(2).mean(1).sqrt()
+    mean = 0.5 + 0.1 * (lengths.mean() - 0.5)
+    torch.testing.assert_close(penalty.detach(), (lengths - mean).square())
+    torch.testing.assert_close(pl.pl_mean, mean)
+
+
+def test_path_length_gradient_reaches_mapping_and_synthesis():
+    from gankit.losses.path_length import PathLengthPenalty
+
+    G = style_g(mixing_prob=0.0).train()
+    PathLengthPenalty()(G, torch.randn(4, G.latent_dim), None).mean().backward()
+    for part in (G.mapping_net, G.layers, G.to_rgb):
+        grads = [p.grad for p in part.parameters() if p.grad is not None]
+        assert grads and any(g.abs().sum() > 0 for g in grads), part.__class__.__name__
+
+
+def test_stylegan_trains_with_lazy_path_length_and_resumes_it_exactly(tmp_path):
+    """On every 4th step (0, 4, 8), pl_mean checkpointed: 6 steps + resume to 10 = 10 straight."""
+    straight = train(tiny(tmp_path, "stylegan"), steps=10, name="straight")
+    rows = [json.loads(line) for line in (straight.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [i for i, r in enumerate(rows) if "loss/pl" in r] == [0, 4, 8]
+    full = ckpt.load_checkpoint(straight.run_dir)
+    assert float(full["objective"]["pl_mean"]) > 0 and full["config"]["path_length"]["weight"] == 2.0
+    first = train(tiny(tmp_path, "stylegan"), steps=6, name="split")
+    resumed = ckpt.load_checkpoint(train(resume=first.run_dir, steps=10).run_dir)
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d", "objective"):
+        assert_same_tensors(full[key], resumed[key], key)
+
+
+def test_path_length_needs_a_style_generator(tmp_path):
+    from gankit.errors import GankitError
+    from gankit.resolve import resolve_config
+
+    with pytest.raises(GankitError, match="needs a style-based G"):
+        resolve_config(tiny(tmp_path, "dcgan", path_length={"weight": 2.0}))
+    with pytest.raises(GankitError, match="every 0"):
+        resolve_config(tiny(tmp_path, "stylegan", path_length={"every": 0}))

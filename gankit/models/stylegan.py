@@ -185,7 +185,9 @@ class StyleGenerator(nn.Module):
         """The truncation trick: pull w towards the average w (psi 1: none; 0: the average face)."""
         return self.w_avg.to(w.dtype).lerp(w, psi) if psi != 1.0 else w
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation_psi: float = 1.0) -> torch.Tensor:
+    def styles(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation_psi: float = 1.0) -> torch.Tensor:
+        """The per-layer styles ws (B, num_ws, w_dim) that forward draws: mapping, then in training
+        the tracking of w's mean and style mixing (a second z's w from a random layer on)."""
         w = self.mapping(z, labels)
         if self.training:  # track the mean w for truncation
             with torch.no_grad():
@@ -195,7 +197,10 @@ class StyleGenerator(nn.Module):
             cutoff = int(torch.randint(1, self.num_ws, ()))
             w2 = self.mapping(torch.randn_like(z), labels)
             ws[:, cutoff:] = w2.unsqueeze(1)
-        return self.synthesis(ws)
+        return ws
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation_psi: float = 1.0) -> torch.Tensor:
+        return self.synthesis(self.styles(z, labels, truncation_psi))
 
 
 class ResidualBlock(nn.Module):

@@ -33,6 +33,11 @@ def check_config(config) -> None:
         raise GankitError(f"max_rollbacks={config.max_rollbacks} must be 0 or more")
     if not 0.0 <= config.ema_decay < 1.0:
         raise GankitError(f"ema_decay={config.ema_decay} must be in [0, 1): 0.99 or 0.999 are usual")
+    pl = config.path_length
+    if not (pl.weight >= 0 and pl.every >= 1 and pl.batch_shrink >= 1 and 0 <= pl.decay <= 1):
+        raise GankitError(f"path_length: weight {pl.weight:g}, every {pl.every}, batch_shrink {pl.batch_shrink}, "
+                          f"decay {pl.decay:g}: use a weight of 0 or more (StyleGAN2: 2), every and batch_shrink "
+                          "of at least 1 (4 and 2) and a decay in [0, 1] (0.01)")
     if not config.drift >= 0:
         raise GankitError(f"--drift {config.drift:g}: give 0 (off) or a small positive weight, e.g. 0.001 (ProGAN)")
     if config.ema_kimg is not None and not (config.ema_kimg > 0 or config.ema_kimg == -1):

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..config import TargetConfig
 from ..losses import AdversarialLoss, Penalty, make_targets
+from ..losses.path_length import PathLengthPenalty
 from .guard import StepGuard
 from .replay import ReplayBuffer
 
@@ -33,6 +34,7 @@ class Objective:
     penalty_weight: float = 0.0
     penalty_every: int = 1  # lazy regularisation (StyleGAN2): the penalty on every N-th step only
     drift: float = 0.0  # ProGAN's epsilon: + drift * E[D(real)^2], so a critic's scores cannot wander off
+    path_length: PathLengthPenalty | None = None  # G's path-length regularisation (StyleGAN2)
     d_skip_below: float | None = None  # skip D's step while its loss is below this
     weights: dict[str, float] = field(default_factory=dict)  # a task's own terms, e.g. cycle, l1
 
@@ -111,6 +113,22 @@ def discriminator_loss(ctx: StepContext, real_logits: Tensor, fake_logits: Tenso
         drift = real_logits.float().square().mean()
         loss = loss + ctx.objective.drift * drift
         stats["loss/drift"] = drift.detach()
+    return loss, stats
+
+
+def generator_loss(ctx: StepContext, fake_logits: Tensor, labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    """G's adversarial loss on D's logits for its fakes, plus on G's lazy-regularisation steps the
+    path-length penalty on fresh latents (batch / batch_shrink of them, the batch's labels),
+    weighted by its interval as the reference does."""
+    loss = ctx.objective.loss.g_loss(fake_logits.float())
+    stats: dict[str, Tensor] = {}
+    pl = ctx.objective.path_length
+    if pl is not None and ctx.step % pl.every == 0:
+        n = max(1, fake_logits.shape[0] // pl.batch_shrink)
+        penalty = pl(ctx.G, ctx.latents(n), labels[:n] if labels is not None else None).mean()
+        loss = loss + pl.weight * pl.every * penalty
+        stats["loss/pl"] = penalty.detach()
+        stats["pl/mean"] = pl.pl_mean.detach().clone()
     return loss, stats
 
 

@@ -83,6 +83,8 @@ class Trainer:
             "augment": {"p": self.augment.p.detach().cpu(),
                         "controller": self.controller.state_dict() if self.controller else {}},
             "best_kid": self.best_kid,
+            # the objective's running state: path-length regularisation's pl_mean
+            "objective": self.ctx.objective.path_length.state_dict() if self.ctx.objective.path_length else {},
             "rollbacks": self.rollbacks,
             **self.task.state_dict(),  # replay buffers / pools
             "data": self.task.data_facts(),
@@ -100,6 +102,8 @@ class Trainer:
             self.images_seen = int(state["images_seen"])
             self.best_kid = float(state.get("best_kid", math.inf))
             self.rollbacks = int(state.get("rollbacks", 0))
+            if self.ctx.objective.path_length is not None and state.get("objective"):
+                self.ctx.objective.path_length.load_state_dict(state["objective"])
             self.augment.set_p(float(state["augment"]["p"]))
             self.task.load_state_dict(state)
             if self.controller is not None:

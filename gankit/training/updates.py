@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from ..registry import Registry
-from .step import StepContext, d_stats, d_step, discriminator_loss, with_replay
+from .step import StepContext, d_stats, d_step, discriminator_loss, generator_loss, with_replay
 
 Tensor = torch.Tensor
 Batch = tuple[Tensor, Tensor | None]  # (images in G's value range on the device, labels or None)
@@ -58,7 +58,7 @@ def joint_update(ctx: StepContext, next_batch: Callable[[], Batch], d_steps: int
             rest = ctx.critic(fake[n - k:], rest_labels)
             g_fake_logits = torch.cat([d_fake_logits[: n - k], rest])
         d_loss, stats = discriminator_loss(ctx, real_logits, d_fake_logits, real, d_fake, labels)
-        g_loss = ctx.objective.loss.g_loss(g_fake_logits.float())
+        g_loss, g_stats = generator_loss(ctx, g_fake_logits, labels)
     ctx.opt_g.zero_grad(set_to_none=True)
     ctx.opt_d.zero_grad(set_to_none=True)
     # `inputs=` keeps each loss's gradient to its own net: d_loss never touches G and vice versa.
@@ -68,19 +68,19 @@ def joint_update(ctx: StepContext, next_batch: Callable[[], Batch], d_steps: int
     ctx.guard.step(ctx.opt_g, ctx.g_params)
     if k:
         stats["replay/fraction"] = torch.tensor(k / n)
-    return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats,
+    return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats, **g_stats,
             **d_stats(ctx, real_logits, g_fake_logits)}
 
 
-def _g_steps(ctx: StepContext, labels: Tensor | None, n: int, g_steps: int) -> Tensor:
+def _g_steps(ctx: StepContext, labels: Tensor | None, n: int, g_steps: int) -> tuple[Tensor, dict[str, Tensor]]:
     """`g_steps` G steps through D (D's weights untouched: only G's parameters get gradients)."""
     for _ in range(g_steps):
         with ctx.autocast():
-            g_loss = ctx.objective.loss.g_loss(ctx.critic(ctx.generate(n, labels), labels).float())
+            g_loss, g_stats = generator_loss(ctx, ctx.critic(ctx.generate(n, labels), labels), labels)
         ctx.opt_g.zero_grad(set_to_none=True)
         ctx.backward(g_loss, ctx.g_params)
         ctx.guard.step(ctx.opt_g, ctx.g_params)
-    return g_loss
+    return g_loss, g_stats
 
 
 def alternating_update(ctx: StepContext, next_batch: Callable[[], Batch], d_steps: int = 1,
@@ -101,8 +101,8 @@ def alternating_update(ctx: StepContext, next_batch: Callable[[], Batch], d_step
     stats.update(d_stats(ctx, real_logits, fake_logits))
     if k:
         stats["replay/fraction"] = torch.tensor(k / real.shape[0])
-    g_loss = _g_steps(ctx, labels, real.shape[0], g_steps)
-    return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats}
+    g_loss, g_stats = _g_steps(ctx, labels, real.shape[0], g_steps)
+    return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats, **g_stats}
 
 
 def two_phase_update(ctx: StepContext, next_batch: Callable[[], Batch], d_steps: int = 1,
@@ -128,8 +128,8 @@ def two_phase_update(ctx: StepContext, next_batch: Callable[[], Batch], d_steps:
     stats.update(d_stats(ctx, real_logits, fake_logits))
     if k:
         stats["replay/fraction"] = torch.tensor(k / n)
-    g_loss = _g_steps(ctx, labels, n, g_steps)
-    return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats}
+    g_loss, g_stats = _g_steps(ctx, labels, n, g_steps)
+    return {"loss/d": d_loss.detach(), "loss/g": g_loss.detach(), **stats, **g_stats}
 
 
 UPDATES.register("joint", Update(joint_update, lambda d_steps: 1,

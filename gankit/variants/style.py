@@ -49,7 +49,8 @@ RECIPES.register("stylegan", Recipe(
     defaults={"loss": "nonsaturating", "penalty": "r1", "penalty_weight": 0.05, "penalty_every": 16,
               "update": "alternating", "optim": {"lr_g": 2.5e-3, "lr_d": 2.5e-3, "beta1": 0.0, "beta2": 0.99},
               # StyleGAN2-ADA's auto config: a half-life of 10 kimg per 32 images of batch, ramped up
-              "ema_kimg": -1, "ema_rampup": 0.05, "batch": 64},
+              "ema_kimg": -1, "ema_rampup": 0.05, "batch": 64,
+              "path_length": {"weight": 2.0}},  # on every 4th G step, half the batch (StyleGAN2)
     tiny={"latent_dim": 8, "w_dim": 8, "mapping_layers": 2, "channel_base": 64, "channel_max": 8},
     validate=validate_stylegan,
 ))
