@@ -296,7 +296,7 @@ RENAMED = {"augment": {"speed_kimg": "ada_kimg"}}
 RENAMED_AUGMENT_OPS = {"translate": "xint", "zoom": "scale", "zoom_aniso": "aniso"}
 # Model options added since, whose new default behaves differently from what saved runs did: a
 # config saved without one keeps the old behaviour. recipe -> {option: its value before}.
-ADDED_MODEL_OPTIONS = {"stylegan": {"output": "tanh"},
+ADDED_MODEL_OPTIONS = {"stylegan": {"output": "tanh", "d_downsample": "pool"},
                        "progan": {"output": "tanh", "fade_reals": False, "reset_optimizer": False}}
 
 

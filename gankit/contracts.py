@@ -62,8 +62,13 @@ class StyleGenerator(ImageGenerator, Protocol):
     def synthesis(self, ws: Tensor) -> Tensor:  # (B, num_ws, w_dim) -> (B, C, S, S)
         ...
 
+
+@runtime_checkable
+class StyleTrainingPath(StyleGenerator, Protocol):
+    """A style generator that says which styles training draws (G(z) = synthesis(styles(z)),
+    style mixing included): path-length regularisation differentiates images w.r.t. them."""
+
     def styles(self, z: Tensor, labels: Tensor | None = None) -> Tensor:  # -> (B, num_ws, w_dim)
-        """The styles G(z) is drawn from, in training with style mixing (G = synthesis(styles))."""
         ...
 
 

@@ -351,3 +351,26 @@ def test_path_length_needs_a_style_generator(tmp_path):
         resolve_config(tiny(tmp_path, "dcgan", path_length={"weight": 2.0}))
     with pytest.raises(GankitError, match="every 0"):
         resolve_config(tiny(tmp_path, "stylegan", path_length={"every": 0}))
+
+
+def test_d_downsamples_through_the_references_low_pass_filter():
+    """Blur: the [1, 3, 3, 1] outer product / 64, zero-padded; a stride-2 step after it. D's blocks
+    halve the size with it, and old runs ("pool") keep their 2x2 average."""
+    from gankit.models.stylegan import ResidualBlock, StyleDiscriminator
+    from gankit.nn.equalized import Blur
+
+    x = torch.zeros(1, 2, 6, 6)
+    x[0, 1, 2, 3] = 64.0  # an impulse: the output is the kernel itself
+    out = Blur((2, 2))(x)
+    assert out.shape == (1, 2, 7, 7) and out[0, 0].abs().sum() == 0
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    torch.testing.assert_close(out[0, 1, 1:5, 2:6], taps[:, None] * taps[None, :])
+    flat = Blur((1, 1))(torch.ones(1, 1, 8, 8))
+    assert torch.allclose(flat[0, 0, 1:-1, 1:-1], torch.ones(5, 5))  # a constant passes unchanged
+    torch.manual_seed(0)
+    for mode in ("blur", "pool"):
+        block = ResidualBlock(3, 5, mode)
+        assert block(torch.randn(2, 3, 16, 16)).shape == (2, 5, 8, 8)
+    G = style_g()
+    D = StyleDiscriminator(16, 1, from_dict(StyleGANOptions, get_recipe("stylegan").tiny))
+    assert all(block.blur for block in D.blocks) and D(G(torch.randn(2, G.latent_dim))).shape == (2,)

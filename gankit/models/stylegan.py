@@ -28,7 +28,7 @@ from torch import nn
 
 from ..errors import GankitError
 from ..nn import MinibatchStdDev
-from ..nn.equalized import (OUTPUTS, AdaIN, EqualizedConv2d, EqualizedLinear, ModulatedConv2d, NoiseInjection,
+from ..nn.equalized import (OUTPUTS, AdaIN, Blur, EqualizedConv2d, EqualizedLinear, ModulatedConv2d, NoiseInjection,
                             PixelNorm, lrelu)
 from .conditional import Projection
 
@@ -51,11 +51,16 @@ class StyleGANOptions:
     # for the many pure-black and pure-white pixels and take their gradient away; images are
     # clipped to the range for display and metrics only. tanh: runs saved before this option.
     output: str = "linear"
+    # how D halves the resolution: blur (StyleGAN2's [1, 3, 3, 1] low-pass, then stride 2) or pool
+    # (a 2x2 average after the conv: gankit's runs saved before this option)
+    d_downsample: str = "blur"
 
 
 def validate_options(o: StyleGANOptions) -> None:
     if o.output not in OUTPUTS:
         raise GankitError(f"model.output={o.output!r} is not valid: use linear (the references) or tanh")
+    if o.d_downsample not in ("blur", "pool"):
+        raise GankitError(f"model.d_downsample={o.d_downsample!r} is not valid: use blur (StyleGAN2) or pool")
     if o.style not in ("modulated", "adain"):
         raise GankitError(f"model.style={o.style!r} is not valid: use modulated (StyleGAN2) or adain (StyleGAN)")
     for key in ("latent_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group", "embedding_dim"):
@@ -204,16 +209,29 @@ class StyleGenerator(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int):
-        super().__init__()
-        self.conv0 = EqualizedConv2d(c_in, c_in, 3)
-        self.conv1 = EqualizedConv2d(c_in, c_out, 3)
-        self.skip = EqualizedConv2d(c_in, c_out, 1, bias=False)
+    """D's block: two 3x3 convs and a 1x1 skip, each halving the resolution. downsample "blur"
+    (StyleGAN2's): low-pass [1, 3, 3, 1] filter, then the second conv strided and the skip taken
+    at every other pixel, as the reference's conv2d_resample(down=2); "pool": a 2x2 average after
+    the conv (gankit's runs saved before the option)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.avg_pool2d(lrelu(self.conv1(lrelu(self.conv0(x)))), 2)
+    def __init__(self, c_in: int, c_out: int, downsample: str = "blur"):
+        super().__init__()
+        self.blur = downsample == "blur"
+        self.conv0 = EqualizedConv2d(c_in, c_in, 3)
+        self.conv1 = EqualizedConv2d(c_in, c_out, 3, padding=0, stride=2) if self.blur else EqualizedConv2d(c_in, c_out, 3)
+        self.skip = EqualizedConv2d(c_in, c_out, 1, bias=False)
+        if self.blur:  # paddings as the reference's for a 3x3 (and a 1x1) kernel with down=2
+            self.blur_conv, self.blur_skip = Blur((2, 2)), Blur((1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, H, W) -> (B, C_out, H/2, W/2)
+        if self.blur:
+            y = lrelu(self.conv1(self.blur_conv(lrelu(self.conv0(x)))))
+            skip = self.skip(self.blur_skip(x)[:, :, ::2, ::2])
+        else:
+            y = F.avg_pool2d(lrelu(self.conv1(lrelu(self.conv0(x)))), 2)
+            skip = self.skip(F.avg_pool2d(x, 2))
         # 1/sqrt(2): the sum of two unit-variance branches keeps unit variance
-        return (self.skip(F.avg_pool2d(x, 2)) + y) * (1 / math.sqrt(2))
+        return (skip + y) * (1 / math.sqrt(2))
 
 
 class StyleDiscriminator(nn.Module):
@@ -222,7 +240,7 @@ class StyleDiscriminator(nn.Module):
         self.size, self.channels, self.num_classes = size, channels, num_classes
         res_list = resolutions(size)
         self.from_rgb = EqualizedConv2d(channels, channels_at(size, o), 1)
-        self.blocks = nn.Sequential(*[ResidualBlock(channels_at(r, o), channels_at(r // 2, o))
+        self.blocks = nn.Sequential(*[ResidualBlock(channels_at(r, o), channels_at(r // 2, o), o.d_downsample)
                                       for r in reversed(res_list[1:])])
         c4 = channels_at(4, o)
         self.stddev = MinibatchStdDev(o.mbstd_group)

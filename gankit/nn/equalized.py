@@ -41,15 +41,36 @@ class EqualizedLinear(nn.Module):
 
 class EqualizedConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel: int, bias: bool = True,
-                 padding: int | None = None):
+                 padding: int | None = None, stride: int = 1):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.scale = 1.0 / math.sqrt(in_channels * kernel * kernel)
         self.padding = kernel // 2 if padding is None else padding
+        self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+        return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
+
+
+class Blur(nn.Module):
+    """StyleGAN2's low-pass filter before a stride-2 step (its resample_filter [1, 3, 3, 1], as an
+    outer product normalised to sum 1), on each channel alone after zero padding `pad` (before,
+    after) on both axes. Downsampling through it does not alias as a bare stride would, and it
+    is smoother than a 2x2 average. A fixed buffer, not saved: checkpoints are unchanged.
+    (B, C, H, W) -> (B, C, H + pad[0] + pad[1] - 3, W + ...)."""
+
+    def __init__(self, pad: tuple[int, int]):
+        super().__init__()
+        taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
+        kernel = taps[:, None] * taps[None, :]
+        self.register_buffer("kernel", (kernel / kernel.sum())[None, None], persistent=False)
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        x = F.pad(x, (self.pad[0], self.pad[1], self.pad[0], self.pad[1]))
+        return F.conv2d(x, self.kernel.to(x.dtype).expand(c, 1, 4, 4), groups=c)
 
 
 class PixelNorm(nn.Module):
