@@ -141,6 +141,7 @@ class TrainConfig:
     penalty: str = option("none", "Gradient penalty on D: WGAN-GP's on interpolates, or R1 on reals.")
     penalty_weight: float | None = option(None, "Weight of the penalty (unset: the penalty's usual, gp 10, r1 5 = gamma/2).")
     penalty_every: int = 1  # lazy regularisation: the penalty every N steps, weighted N (StyleGAN2: 16)
+    classifier_weight: float = option(1.0, "AC-GAN: weight of the class loss, for a D with a classifier head (model.d_classifier).")
     drift: float = option(0.0, "ProGAN's drift term: D's loss += drift x E[D(real)^2], which keeps a critic's scores near 0 (progan: 0.001).")
     update: str = option("joint", "Update strategy: the order of D's and G's passes in a step.")
     d_steps: int = option(1, "D (critic) steps per step (alternating, two_phase; WGAN-GP: 5).")

@@ -40,6 +40,17 @@ class Discriminator(Protocol):
 
 
 @runtime_checkable
+class ClassifyingDiscriminator(Discriminator, Protocol):
+    """A D with an auxiliary classifier (AC-GAN, Odena et al. 2017): from the same pass, the
+    real/fake logit and logits over the classes. `classifies` is False when built without one."""
+
+    classifies: bool
+
+    def judge(self, images: Tensor, condition: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        ...  # -> (logits (B,), class logits (B, num_classes))
+
+
+@runtime_checkable
 class FreezableDiscriminator(Discriminator, Protocol):
     """A D made of blocks, for FreezeD (Mo et al. 2020): fine-tuning keeps the first N fixed.
     The head (the layers that make the logit) is not a block: it always trains."""

@@ -113,7 +113,7 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
         penalty_weight=(config.penalty_weight if config.penalty_weight is not None
                         else penalty.default_weight if penalty else 0.0),
         penalty_every=config.penalty_every, drift=config.drift, d_skip_below=config.d_skip_below,
-        path_length=path_length_penalty(config, device),
+        path_length=path_length_penalty(config, device), classifier_weight=config.classifier_weight,
         weights=task_class.objective_weights(config))
     # fp16's narrow range needs loss scaling; bf16 has fp32's range and does not
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None

@@ -372,3 +372,45 @@ def test_eval_against_other_images_leaves_the_runs_labels_behind(tmp_path):
     out = CliRunner().invoke(app, ["eval", str(run), "--n", "6", "--features", "mnist", "--metrics", "kid",
                                    "--no-progress"])
     assert out.exit_code == 0, out.output
+
+
+# ---------------------------------------------------------------- conditional fidelity: CBN, AC-GAN
+
+def test_class_conditional_batch_norm_starts_as_batch_norm_and_shapes_by_class():
+    from gankit.models.conditional import ConditionalBatchNorm2d
+
+    torch.manual_seed(0)
+    norm = ConditionalBatchNorm2d(3, num_classes=4)
+    x, labels = torch.randn(8, 3, 5, 5), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+    torch.testing.assert_close(norm(x, labels), torch.nn.functional.batch_norm(x, None, None, training=True))
+    with torch.no_grad():
+        norm.scale.weight[2] = 2.0
+        norm.shift.weight[2] = -1.0
+    out, plain = norm(x, labels), torch.nn.functional.batch_norm(x, None, None, training=True)
+    torch.testing.assert_close(out[labels == 2], plain[labels == 2] * 2 - 1)
+    torch.testing.assert_close(out[labels != 2], plain[labels != 2])
+
+
+def test_ac_gan_d_names_classes_and_both_nets_learn_from_it(tmp_path):
+    """A cgan with class-conditional norm in G and a classifier head on D: D's class logits come
+    from the same pass, the class losses reach both nets' logs, and a conditional GAN is required."""
+    from gankit.models.conditional import ConditionalBatchNorm2d
+    from gankit.run import build_run
+
+    model = {**get_recipe("cgan").tiny, "g_norm": "batch", "g_label_norm": True, "d_classifier": True}
+    options = tiny_options(tmp_path / "runs", "cgan", model=model)
+    run = build_run(resolve_config(options), run_dir=tmp_path, write_config=False)
+    G, D = run.trainer.ctx.G, run.trainer.ctx.D
+    assert run.trainer.ctx.classifies
+    images, labels = torch.rand(4, 1, 16, 16) * 2 - 1, torch.tensor([0, 3, 5, 9])
+    D.eval()  # no dropout: the two calls must agree
+    logits, classes = D.judge(images, labels)
+    assert classes.shape == (4, 10) and torch.equal(logits, D(images, labels))
+    assert sum(isinstance(m, ConditionalBatchNorm2d) for m in G.modules()) >= 2
+    rows = metrics_rows(train(options, steps=2, name="acgan").run_dir)
+    assert len(rows) == 2 and all({"loss/d_class", "loss/g_class", "d/class_acc_real"} <= set(r) for r in rows)
+    with pytest.raises(GankitError, match="d_classifier .AC-GAN. makes D name the class"):
+        resolve_config(tiny_options(tmp_path / "runs", "convgan", model={**get_recipe("convgan").tiny, "d_classifier": True}))
+    with pytest.raises(GankitError, match="g_label_norm makes G's batch norms class-conditional"):
+        resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**get_recipe("cgan").tiny, "g_label_norm": True,
+                                                                     "g_norm": "layer"}))

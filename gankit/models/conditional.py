@@ -55,6 +55,25 @@ class Projection(nn.Module):
         return (self.embed(labels) * phi).sum(dim=1)  # (B,)
 
 
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift are looked up per class (de Vries et al. 2017; Miyato &
+    Koyama's and BigGAN's G): the normalised features are shaped by the label at every layer.
+    Scales start at 1 and shifts at 0, so it starts as plain batch norm. (B, C, H, W), (B,) -> same."""
+
+    def __init__(self, channels: int, num_classes: int, momentum: float = 0.1):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False, momentum=momentum)
+        self.scale = nn.Embedding(num_classes, channels)
+        self.shift = nn.Embedding(num_classes, channels)
+        nn.init.ones_(self.scale.weight)
+        nn.init.zeros_(self.shift.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        assert labels is not None and labels.shape == x.shape[:1], "a conditional norm needs one label per image"
+        x = self.norm(x)
+        return x * self.scale(labels)[:, :, None, None].to(x.dtype) + self.shift(labels)[:, :, None, None].to(x.dtype)
+
+
 def class_rows(num_classes: int, per_class: int, latent_dim: int,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Latents and labels for a grid with one row per class and shared latents down each column,

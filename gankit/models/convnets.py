@@ -26,7 +26,8 @@ from torch import nn
 
 from ..errors import DesignWarning, GankitError
 from ..nn import MinibatchDiscrimination, MinibatchStdDev, split_at
-from .conditional import D_LABEL_INPUTS, G_LABEL_INPUTS, LabelToLatent, Projection, label_maps
+from .conditional import (D_LABEL_INPUTS, G_LABEL_INPUTS, ConditionalBatchNorm2d, LabelToLatent, Projection,
+                          label_maps)
 
 ACTIVATIONS = {
     "relu": lambda slope=0.2: nn.ReLU(inplace=True),
@@ -93,6 +94,12 @@ class ConvGANOptions:
     g_label_input: str = "onehot"  # conditional G: onehot | embedding joined to z
     d_label_input: str = "channels"  # conditional D: channels (one-hot maps) | projection
     embedding_dim: int = 50  # size of the label embedding (g_label_input=embedding)
+    # class-conditional batch norm in G: a scale and shift per class after each batch norm
+    # (de Vries et al. 2017; SNGAN's projection G, BigGAN): the label reaches every layer
+    g_label_norm: bool = False
+    # AC-GAN (Odena et al. 2017): D also names the class of what it sees, from the features its
+    # head reads; both nets learn from that loss (weight: --classifier-weight)
+    d_classifier: bool = False
 
 
 def validate_options(o: ConvGANOptions) -> None:
@@ -128,6 +135,9 @@ def validate_options(o: ConvGANOptions) -> None:
     if not 0.0 <= o.d_dropout < 1.0 or not 0.0 < o.bn_momentum <= 1.0:
         raise GankitError(f"model.d_dropout={o.d_dropout} must be in [0, 1) and model.bn_momentum="
                           f"{o.bn_momentum} in (0, 1] (torch convention: 1 - Keras momentum)")
+    if o.g_label_norm and (o.g_norm != "batch" or o.g_start_norm != "channel"):
+        raise GankitError("model.g_label_norm makes G's batch norms class-conditional: it needs "
+                          "model.g_norm=batch and model.g_start_norm=channel")
     if o.minibatch == "discrimination" and o.d_head != "dense":
         raise GankitError("model.minibatch=discrimination works on flattened features: use "
                           "model.d_head=dense, or model.minibatch=stddev")
@@ -157,6 +167,9 @@ class ConvGenerator(nn.Module):
                 f"{'them' if fewer > 1 else 'it'} from model.g_widths and model.g_strides; with "
                 "model.d_head=conv shorten model.d_widths alike)", DesignWarning, stacklevel=2)
         self.output_range, output_layer = OUTPUTS[o.output]
+        if o.g_label_norm and not num_classes:
+            raise GankitError("model.g_label_norm shapes G's batch norm by the class label: train a "
+                              "conditional GAN (--conditional, labelled data) or drop it")
         self.label_code = LabelToLatent(num_classes, o.g_label_input, o.embedding_dim) if num_classes else None
         z_dim = o.latent_dim + (self.label_code.out_features if self.label_code else 0)
         bias = o.g_norm == "none"
@@ -166,15 +179,20 @@ class ConvGenerator(nn.Module):
         else:  # a ConvT whose kernel is the whole first map turns the 1x1 code into s0 x s0
             self.project = nn.ConvTranspose2d(z_dim, w0, s0, 1, 0, bias=bias)
         act = lambda: ACTIVATIONS[o.g_activation](o.leaky_slope)  # noqa: E731
+        label_norm = bool(num_classes) and o.g_label_norm
+
+        def norm_of(c: int) -> nn.Module:
+            return ConditionalBatchNorm2d(c, num_classes, o.bn_momentum) if label_norm else make_norm(o.g_norm, c, o.bn_momentum)
+
         # TF tutorial: batch norm over the Dense layer's units, before the reshape
         self.unit_norm = nn.BatchNorm1d(w0 * s0 * s0, momentum=o.bn_momentum) if o.g_start_norm == "unit" else None
-        start = [] if self.unit_norm is not None else [make_norm(o.g_norm, w0, o.bn_momentum)]
+        start = [] if self.unit_norm is not None else [norm_of(w0)]
         if o.g_project_activation:
             start = start + [act()] if o.g_order == "norm_act" else [act()] + start
         self.start = nn.Sequential(*start)
         blocks: list[nn.Module] = []
         for c_in, c_out, stride in zip(o.g_widths, o.g_widths[1:], o.g_strides):
-            norm = make_norm(o.g_norm, c_out, o.bn_momentum)
+            norm = norm_of(c_out)
             blocks += [conv_transpose(c_in, c_out, o.g_kernel, stride, bias),
                        *((norm, act()) if o.g_order == "norm_act" else (act(), norm))]
         blocks += [conv_transpose(o.g_widths[-1], channels, o.g_kernel, o.g_strides[-1], True), output_layer()]
@@ -192,7 +210,9 @@ class ConvGenerator(nn.Module):
             x = x.view(-1, self.start_width, self.start_size, self.start_size)
         else:
             x = self.project(z[:, :, None, None])  # (B, w0, s0, s0)
-        return self.blocks(self.start(x))  # (B, C, size, size)
+        for layer in (*self.start, *self.blocks):  # a class-conditional norm also takes the labels
+            x = layer(x, labels) if isinstance(layer, ConditionalBatchNorm2d) else layer(x)
+        return x  # (B, C, size, size)
 
 
 class ConvDiscriminator(nn.Module):
@@ -200,6 +220,9 @@ class ConvDiscriminator(nn.Module):
         super().__init__()
         self.size, self.channels, self.num_classes = size, channels, num_classes
         self.label_input = o.d_label_input if num_classes else None
+        if o.d_classifier and not num_classes:
+            raise GankitError("model.d_classifier (AC-GAN) makes D name the class: train a conditional "
+                              "GAN (--conditional, labelled data) or drop it")
         c_in = channels + (num_classes if self.label_input == "channels" else 0)
         padding = (o.d_kernel - 1) // 2
         layers: list[nn.Module] = []
@@ -225,6 +248,9 @@ class ConvDiscriminator(nn.Module):
             self.discrimination = MinibatchDiscrimination(flat) if o.minibatch == "discrimination" else None
             self.head = nn.Linear(self.discrimination.out_features if self.discrimination else flat, 1)
         self.projection = Projection(num_classes, c_in) if self.label_input == "projection" else None
+        head_features = head_channels if o.d_head == "conv" else self.head.in_features
+        self.classifier = nn.Linear(head_features, num_classes) if num_classes and o.d_classifier else None
+        self.classifies = self.classifier is not None  # the ClassifyingDiscriminator contract
         glorot_init(self)
 
     def blocks_from_image(self) -> list[nn.Module]:
@@ -233,6 +259,10 @@ class ConvDiscriminator(nn.Module):
         return split_at(self.features, (nn.Conv2d,))  # conv, norm, activation (, dropout)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.judge(images, labels)[0]  # (B,)
+
+    def judge(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits (B,), class logits (B, classes) with d_classifier, else None) from one pass."""
         assert images.shape[1:] == (self.channels, self.size, self.size), (
             f"images: expected (B, {self.channels}, {self.size}, {self.size}), got {tuple(images.shape)}")
         x = label_maps(images, labels, self.num_classes) if self.label_input == "channels" else images
@@ -240,6 +270,7 @@ class ConvDiscriminator(nn.Module):
         x = self.stddev(h) if self.stddev is not None else h
         if isinstance(self.head, nn.Conv2d):
             logit = self.head(x).flatten(1).squeeze(1)
+            f = x.sum(dim=(2, 3))  # what the classifier reads: the map pooled
         else:
             f = x.flatten(1)
             if self.discrimination is not None:
@@ -247,4 +278,4 @@ class ConvDiscriminator(nn.Module):
             logit = self.head(f).squeeze(1)
         if self.projection is not None:
             logit = logit + self.projection(h.sum(dim=(2, 3)), labels)
-        return logit  # (B,)
+        return logit, (self.classifier(f) if self.classifier is not None else None)

@@ -38,6 +38,8 @@ def check_config(config) -> None:
         raise GankitError(f"path_length: weight {pl.weight:g}, every {pl.every}, batch_shrink {pl.batch_shrink}, "
                           f"decay {pl.decay:g}: use a weight of 0 or more (StyleGAN2: 2), every and batch_shrink "
                           "of at least 1 (4 and 2) and a decay in [0, 1] (0.01)")
+    if not config.classifier_weight >= 0:
+        raise GankitError(f"--classifier-weight {config.classifier_weight:g}: give 0 or more (AC-GAN: 1)")
     if not config.drift >= 0:
         raise GankitError(f"--drift {config.drift:g}: give 0 (off) or a small positive weight, e.g. 0.001 (ProGAN)")
     if config.ema_kimg is not None and not (config.ema_kimg > 0 or config.ema_kimg == -1):

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import TargetConfig
+from ..contracts import ClassifyingDiscriminator
 from ..losses import AdversarialLoss, Penalty, make_targets
 from ..losses.path_length import PathLengthPenalty
 from .guard import StepGuard
@@ -35,6 +37,7 @@ class Objective:
     penalty_every: int = 1  # lazy regularisation (StyleGAN2): the penalty on every N-th step only
     drift: float = 0.0  # ProGAN's epsilon: + drift * E[D(real)^2], so a critic's scores cannot wander off
     path_length: PathLengthPenalty | None = None  # G's path-length regularisation (StyleGAN2)
+    classifier_weight: float = 1.0  # AC-GAN: the class loss's weight, where D has a classifier head
     d_skip_below: float | None = None  # skip D's step while its loss is below this
     weights: dict[str, float] = field(default_factory=dict)  # a task's own terms, e.g. cycle, l1
 
@@ -61,6 +64,9 @@ class StepContext:
     def __post_init__(self):
         self.g_params = [p for p in self.G.parameters() if p.requires_grad]
         self.d_params = [p for p in self.D.parameters() if p.requires_grad]
+        # AC-GAN: D also names the class of what it sees, and both nets learn from that
+        self.classifies = (isinstance(self.D, ClassifyingDiscriminator) and self.D.classifies
+                           and self.objective.classifier_weight > 0)
 
     def backward(self, loss: Tensor, params: list, retain_graph: bool = False) -> None:
         """Gradients of `loss` for `params` only (scaled for fp16: see guard.py)."""
@@ -69,6 +75,14 @@ class StepContext:
     def critic(self, images: Tensor, condition=None) -> Tensor:
         """D's logits for images as D sees them: augmented first."""
         return self.D(self.augment(images), condition)
+
+    def judge(self, images: Tensor, condition=None, augmented: bool = False) -> tuple[Tensor, Tensor | None]:
+        """D's logits and, where D classifies (AC-GAN), its class logits (B, K) from the same pass;
+        else None. `augmented`: the images are already as D sees them."""
+        seen = images if augmented else self.augment(images)
+        if self.classifies:
+            return self.D.judge(seen, condition)
+        return self.D(seen, condition), None
 
     def latents(self, n: int) -> Tensor:
         return torch.randn(n, self.G.latent_dim, device=self.device)
@@ -93,10 +107,13 @@ def d_stats(ctx: StepContext, real_logits: Tensor, fake_logits: Tensor) -> dict[
 
 
 def discriminator_loss(ctx: StepContext, real_logits: Tensor, fake_logits: Tensor, real: Tensor,
-                       fake: Tensor, labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+                       fake: Tensor, labels: Tensor | None,
+                       classes: tuple[Tensor, Tensor, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """D's loss on its logits for the augmented images it saw, plus the gradient penalty. `real`
     and `fake` are the images before augmentation: the penalty differentiates D through the
-    augmentation with respect to them, as StyleGAN2-ADA takes R1."""
+    augmentation with respect to them, as StyleGAN2-ADA takes R1. `classes`: an AC-GAN D's
+    (class logits of the reals, of the fakes, the fakes' labels): D also learns to name both
+    (Odena et al. 2017: L_C = log P(C = c | real) + log P(C = c | fake), maximised by D and G)."""
     real_target, fake_target, stats = make_targets(ctx.objective.targets, real_logits.shape[0],
                                                    fake_logits.shape[0], ctx.device)
     # in fp32: under bf16 autocast a 0.9 target would become 0.898
@@ -109,6 +126,12 @@ def discriminator_loss(ctx: StepContext, real_logits: Tensor, fake_logits: Tenso
         # weighted by the interval, so the penalty's average strength does not depend on it
         loss = loss + ctx.objective.penalty_weight * ctx.objective.penalty_every * penalty
         stats[f"loss/{ctx.objective.penalty.name}"] = penalty.detach()
+    if classes is not None:
+        real_classes, fake_classes, fake_labels = classes
+        named = (F.cross_entropy(real_classes.float(), labels) + F.cross_entropy(fake_classes.float(), fake_labels))
+        loss = loss + ctx.objective.classifier_weight * named
+        stats["loss/d_class"] = named.detach()
+        stats["d/class_acc_real"] = (real_classes.argmax(1) == labels).float().mean()
     if ctx.objective.drift:
         drift = real_logits.float().square().mean()
         loss = loss + ctx.objective.drift * drift
@@ -116,12 +139,18 @@ def discriminator_loss(ctx: StepContext, real_logits: Tensor, fake_logits: Tenso
     return loss, stats
 
 
-def generator_loss(ctx: StepContext, fake_logits: Tensor, labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-    """G's adversarial loss on D's logits for its fakes, plus on G's lazy-regularisation steps the
-    path-length penalty on fresh latents (batch / batch_shrink of them, the batch's labels),
+def generator_loss(ctx: StepContext, fake_logits: Tensor, labels: Tensor | None,
+                   fake_classes: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    """G's adversarial loss on D's logits for its fakes; with an AC-GAN D, the loss of D's class
+    logits for them against the labels they were drawn for; and on G's lazy-regularisation steps
+    the path-length penalty on fresh latents (batch / batch_shrink of them, the batch's labels),
     weighted by its interval as the reference does."""
     loss = ctx.objective.loss.g_loss(fake_logits.float())
     stats: dict[str, Tensor] = {}
+    if fake_classes is not None:
+        named = F.cross_entropy(fake_classes.float(), labels)
+        loss = loss + ctx.objective.classifier_weight * named
+        stats["loss/g_class"] = named.detach()
     pl = ctx.objective.path_length
     if pl is not None and ctx.step % pl.every == 0:
         n = max(1, fake_logits.shape[0] // pl.batch_shrink)

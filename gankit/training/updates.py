@@ -48,17 +48,20 @@ def joint_update(ctx: StepContext, next_batch: Callable[[], Batch], d_steps: int
     n = real.shape[0]
     with ctx.autocast():
         fake = ctx.generate(n, labels)
-        real_logits = ctx.critic(real, labels)
+        real_logits, real_classes = ctx.judge(real, labels)
         d_fake, d_labels, k = with_replay(ctx, fake, labels)
-        d_fake_logits = ctx.critic(d_fake, d_labels)  # B - k fresh fakes and k replayed ones
-        g_fake_logits = d_fake_logits
+        d_fake_logits, d_fake_classes = ctx.judge(d_fake, d_labels)  # B - k fresh fakes and k replayed ones
+        g_fake_logits, g_fake_classes = d_fake_logits, d_fake_classes
         if k:  # G's loss needs all B fresh fakes: the k that replay displaced get their own pass,
             # so D's batch statistics (minibatch stddev, discrimination) see B images each time
             rest_labels = labels[n - k:] if labels is not None else None
-            rest = ctx.critic(fake[n - k:], rest_labels)
+            rest, rest_classes = ctx.judge(fake[n - k:], rest_labels)
             g_fake_logits = torch.cat([d_fake_logits[: n - k], rest])
-        d_loss, stats = discriminator_loss(ctx, real_logits, d_fake_logits, real, d_fake, labels)
-        g_loss, g_stats = generator_loss(ctx, g_fake_logits, labels)
+            if rest_classes is not None:
+                g_fake_classes = torch.cat([d_fake_classes[: n - k], rest_classes])
+        classes = (real_classes, d_fake_classes, d_labels) if real_classes is not None else None
+        d_loss, stats = discriminator_loss(ctx, real_logits, d_fake_logits, real, d_fake, labels, classes)
+        g_loss, g_stats = generator_loss(ctx, g_fake_logits, labels, g_fake_classes)
     ctx.opt_g.zero_grad(set_to_none=True)
     ctx.opt_d.zero_grad(set_to_none=True)
     # `inputs=` keeps each loss's gradient to its own net: d_loss never touches G and vice versa.
@@ -76,7 +79,8 @@ def _g_steps(ctx: StepContext, labels: Tensor | None, n: int, g_steps: int) -> t
     """`g_steps` G steps through D (D's weights untouched: only G's parameters get gradients)."""
     for _ in range(g_steps):
         with ctx.autocast():
-            g_loss, g_stats = generator_loss(ctx, ctx.critic(ctx.generate(n, labels), labels), labels)
+            fake_logits, fake_classes = ctx.judge(ctx.generate(n, labels), labels)
+            g_loss, g_stats = generator_loss(ctx, fake_logits, labels, fake_classes)
         ctx.opt_g.zero_grad(set_to_none=True)
         ctx.backward(g_loss, ctx.g_params)
         ctx.guard.step(ctx.opt_g, ctx.g_params)
@@ -92,9 +96,10 @@ def alternating_update(ctx: StepContext, next_batch: Callable[[], Batch], d_step
             with torch.no_grad():
                 fake = ctx.generate(real.shape[0], labels)
             fake, fake_labels, k = with_replay(ctx, fake, labels)
-            real_logits = ctx.critic(real, labels)
-            fake_logits = ctx.critic(fake, fake_labels)
-            d_loss, stats = discriminator_loss(ctx, real_logits, fake_logits, real, fake, labels)
+            real_logits, real_classes = ctx.judge(real, labels)
+            fake_logits, fake_classes = ctx.judge(fake, fake_labels)
+            classes = (real_classes, fake_classes, fake_labels) if real_classes is not None else None
+            d_loss, stats = discriminator_loss(ctx, real_logits, fake_logits, real, fake, labels, classes)
         ctx.opt_d.zero_grad(set_to_none=True)
         ctx.backward(d_loss, ctx.d_params)
         d_step(ctx, stats)
@@ -119,9 +124,10 @@ def two_phase_update(ctx: StepContext, next_batch: Callable[[], Batch], d_steps:
             fake, fake_labels, k = with_replay(ctx, fake, labels)
             real_seen, fake_seen = ctx.augment(real), ctx.augment(fake)
             both_labels = torch.cat([labels, fake_labels]) if labels is not None else None
-            logits = ctx.D(torch.cat([real_seen, fake_seen]), both_labels)
+            logits, both_classes = ctx.judge(torch.cat([real_seen, fake_seen]), both_labels, augmented=True)
             real_logits, fake_logits = logits[:n], logits[n:]
-            d_loss, stats = discriminator_loss(ctx, real_logits, fake_logits, real, fake, labels)
+            classes = (both_classes[:n], both_classes[n:], fake_labels) if both_classes is not None else None
+            d_loss, stats = discriminator_loss(ctx, real_logits, fake_logits, real, fake, labels, classes)
         ctx.opt_d.zero_grad(set_to_none=True)
         ctx.backward(d_loss, ctx.d_params)
         d_step(ctx, stats)
