@@ -101,7 +101,7 @@ def make(entry: Entry, out_dir: Path = PACKAGE_DIR, steps: int | None = None, th
     record = {"name": entry.name, "recipe": slim["config"]["recipe"], "data": describe_data(entry, len(data)),
               "size": entry.data["size"], "channels": slim["data"]["channels"],
               "budget": f"{steps} steps, batch {batch} ({steps * batch / 1000:.0f} kimg), "
-                        f"{minutes:.0f} min on {threads} CPU threads of {cpu_name()}",
+                        f"{minutes:.0f} min on {threads} CPU thread{'s' if threads > 1 else ''} of {cpu_name()}",
               "file": file.name, "sha256": sha256(file), "url": None,
               "script": f"python scripts/make_pretrained.py {entry.name}",
               "description": entry.description + (f"; KID {kid:.3f} ({entry.score_features} features, {samples} "

@@ -257,3 +257,15 @@ def test_the_script_that_makes_the_shipped_models_writes_a_loadable_checked_entr
     (tmp_path / "models" / "index.yaml").write_text("- {name: x, nonsense: 1}\n")
     with pytest.raises(GankitError, match="is not a list of pretrained entries"):
         pretrained.read_index(tmp_path / "models" / "index.yaml")
+
+
+def test_every_shipped_pretrained_model_matches_its_entry():
+    """The package's models: their files are found, pass the sha256 check and draw images of the
+    size and channels their entry names (a stale file or index fails here, not for a user)."""
+    from gankit import load_generator, pretrained
+
+    shipped = pretrained.read_index(pretrained.PACKAGE_DIR / "index.yaml")
+    assert shipped, "the package ships no pretrained models"
+    for entry in shipped:
+        assert pretrained.find(entry.name) == pretrained.PACKAGE_DIR / entry.file
+        assert load_generator(entry.name).sample(2, seed=0).shape == (2, entry.channels, entry.size, entry.size)
