@@ -14,31 +14,36 @@ from .app import DEVICE_HELP, IMAGE_SUFFIXES, app
 @app.command("eval")
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint file, or a run folder (its latest checkpoint)."),
-    metrics: str = typer.Option("kid,fid", help="Comma-separated: kid, fid, pr (precision and recall: fidelity and diversity), dc (density and coverage: the same, robust to outliers)."),
+    metrics: str = typer.Option("kid,fid", help="Comma-separated: kid, fid, pr (precision and recall: fidelity and diversity), dc (density and coverage: the same, robust to outliers), ppl (perceptual path length: how smoothly images change along latent paths; needs no real images)."),
     features: Optional[str] = typer.Option(None, help="Feature extractor: mnist, inception, inception75 or a registered name. [default: mnist for digit data, else inception]"),
-    n: int = typer.Option(2000, help="Generated images (and at most this many real ones); KID uses subsets of 1000."),
+    n: int = typer.Option(2000, help="Generated images (and at most this many real ones); KID uses subsets of 1000. For ppl: pairs of latents (the references use 100,000 and 50,000; 2000 gives a rough value)."),
     data: Optional[str] = typer.Option(None, help="Real images to compare with. [default: the run's training data]"),
     inception_weights: Optional[Path] = typer.Option(None, help="Local FID Inception weights file."),
     seed: int = typer.Option(0, help="Seed of the generated latents."),
     pr_k: int = typer.Option(3, help="k of precision and recall: each sample's ball reaches its k-th nearest neighbour (torch-fidelity's and the paper's 3)."),
     dc_k: int = typer.Option(5, help="k of density and coverage's balls (Naeem et al.'s 5)."),
+    ppl_space: str = typer.Option("auto", help="ppl's paths: w (lerp of mapped latents; StyleGAN-style generators), z (slerp of latents; any generator) or auto (w where there is one)."),
+    ppl_sampling: str = typer.Option("end", help="ppl's step along each path: end (at its start, t = 0) or full (anywhere, t ~ U(0, 1))."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ):
     """Score a checkpoint's EMA generator with KID, FID, precision/recall and/or density/coverage
-    against real images."""
+    against real images, and/or with its perceptual path length."""
     import json
 
     from ..api import evaluate_checkpoint
-    from ..metrics import COVERAGE, DC_K, DENSITY, PR_K, PRECISION, RECALL
+    from ..metrics import (COVERAGE, DC_K, DENSITY, PPL, PPL_PAIRS, PPL_SAMPLING, PPL_SPACE, PR_K,
+                           PRECISION, RECALL)
 
     result = evaluate_checkpoint(checkpoint, metrics.split(","), features=features, n=n, data=data,
                                  inception_weights=inception_weights, seed=seed, device=device,
-                                 progress=progress, pr_k=pr_k, dc_k=dc_k)
+                                 progress=progress, pr_k=pr_k, dc_k=dc_k, ppl_space=ppl_space,
+                                 ppl_sampling=ppl_sampling)
     k_of = {PRECISION: result.get(PR_K), RECALL: result.get(PR_K), DENSITY: result.get(DC_K),
             COVERAGE: result.get(DC_K)}
     scores = {key: value for key, value in result.items()
-              if key not in ("checkpoint", "step", "features", "data", PR_K, DC_K)}
+              if key not in ("checkpoint", "step", "features", "data", PR_K, DC_K, PPL_SPACE,
+                             PPL_SAMPLING)}
     with_k = PR_K in result or DC_K in result
     typer.echo(f"{'metric':<10}{'value':>14}" + (f"{'k':>4}" if with_k else ""))
     for key, value in scores.items():
@@ -49,6 +54,10 @@ def evaluate(
                    "samples match the data)")
         typer.echo("diversity (low: real data never generated, e.g. dropped modes): recall, "
                    "coverage")
+    if PPL in result:
+        typer.echo(f"ppl: perceptual path length in {result[PPL_SPACE]} space, "
+                   f"{result[PPL_SAMPLING]} sampling, mean of {result[PPL_PAIRS]} of {n} pairs "
+                   "(1%/99% outliers dropped); lower: a smoother latent space")
     typer.echo(json.dumps(result))
 
 

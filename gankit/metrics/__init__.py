@@ -1,9 +1,11 @@
 """Metrics: KID and FID (pure maths in `maths`), precision/recall and density/coverage (pure
 maths in `manifold`), feature extractors (`features`), and their computation against a dataset
-with cached real features (`evaluate`).
+with cached real features (`evaluate`); perceptual path length, which needs the generator and no
+real images (`path_length`).
 
     from gankit.metrics import compute_metrics, KID_MEAN, PRECISION
     scores = compute_metrics(G.sample, real_data, "mnist", n=2000, metrics=("kid", "pr", "dc"))
+    perceptual_path_length(G, "mnist", n=2000)[PPL]
 """
 
 from .evaluate import (DEFAULT_METRICS, METRICS, N_FAKE, N_REAL, compute_metrics,
@@ -13,6 +15,7 @@ from .features import (FEATURE_EXTRACTORS, INCEPTION_ENV, INCEPTION_FILE, INCEPT
 from .manifold import (COVERAGE, DC_K, DENSITY, PR_K, PRECISION, RECALL, density_coverage,
                        precision_recall)
 from .maths import FID, KID_MEAN, KID_STD, fid, frechet_distance, gaussian_stats, kid
+from .path_length import PPL, PPL_PAIRS, PPL_SAMPLING, PPL_SPACE, perceptual_path_length
 from ..errors import GankitError
 
 DIGIT_DATASETS = ("mnist5k", "digits", "mnist")
@@ -35,5 +38,6 @@ __all__ = [
     "KID_STD", "METRICS", "MnistFeatures", "N_FAKE", "N_REAL", "compute_metrics", "fid",
     "frechet_distance", "gaussian_stats", "kid", "load_feature_extractor", "metrics_cache_dir",
     "register_feature_extractor", "COVERAGE", "DC_K", "DEFAULT_METRICS", "DENSITY", "PRECISION",
-    "PR_K", "RECALL", "density_coverage", "precision_recall",
+    "PR_K", "RECALL", "density_coverage", "precision_recall", "PPL", "PPL_PAIRS", "PPL_SAMPLING",
+    "PPL_SPACE", "perceptual_path_length",
 ]
