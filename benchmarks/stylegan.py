@@ -10,6 +10,12 @@ Inception features when their weights are on disk (no download here), else no KI
     # the README's runs, side by side with other work on a 2-core machine:
     python benchmarks/stylegan.py --only mnist5k --seconds 2400 --threads 1 --sample-every 200
     python benchmarks/stylegan.py --only faces100 --seconds 2100 --threads 1 --sample-every 200
+
+`--variant before` trains as gankit did before it followed the references more closely (tanh
+output, D pooling instead of the low-pass filter, no path-length regularisation, EMA 0.999 per
+step), so one run of each variant gives the before/after table. The digits are also scored by
+precision/recall and density/coverage and by the perceptual path length, all on the mnist
+features (PPL in w, end-point sampling, 2000 pairs; lower is smoother).
 """
 
 from __future__ import annotations
@@ -29,30 +35,36 @@ from gankit.run import build_run
 from gankit.data import load_dataset
 from gankit.errors import GankitError
 from gankit.metrics import KID_MEAN, KID_STD, compute_metrics, load_feature_extractor
+from gankit.metrics.manifold import COVERAGE, DENSITY, PRECISION, RECALL
+from gankit.metrics.path_length import PPL, perceptual_path_length
 from gankit.visualize import progress_gif, save_grid
 
 DATASETS = {"faces100": 1, "mnist5k": 1}  # source -> channels
+# gankit's StyleGAN before issue 16 (the runs of the first benchmark): what "--variant before" sets
+BEFORE = {"model": {"output": "tanh", "d_downsample": "pool"}, "path_length": {"weight": 0.0},
+          "ema_kimg": None, "ema_rampup": None, "ema_decay": 0.999}
 
 
 def run(source: str, args) -> dict:
     out = Path(args.out)
-    run_dir = out / "runs" / f"stylegan-{source}"
+    tag = f"stylegan-{source}" + ("-before" if args.variant == "before" else "")
+    run_dir = out / "runs" / tag
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    config = resolve_config({
+    before = BEFORE if args.variant == "before" else {"model": {}}
+    config = resolve_config({**{k: v for k, v in before.items() if k != "model"},
         "recipe": "stylegan", "data": {"source": source, "size": 32, "channels": DATASETS[source]},
         "seed": args.seed, "time_budget": args.seconds, "progress": False, "log_every": 20,
         "sample_every": args.sample_every, "checkpoint_every": 10**9, "runs_dir": str(out / "runs"),
         "batch": args.batch,
         # narrower than the recipe's default: a CPU budget of minutes buys few images at full width
         "model": {"channel_base": args.channel_base, "channel_max": args.channel_max,
-                  "mapping_layers": args.mapping_layers},
+                  "mapping_layers": args.mapping_layers, **before["model"]},
     })
     start = time.perf_counter()
     result = build_run(config, run_dir=run_dir).train()
     seconds = time.perf_counter() - start
     G = load_generator(run_dir)
-    tag = f"stylegan-{source}"
     pictures = out / "stylegan"
     pictures.mkdir(parents=True, exist_ok=True)
     save_grid(G.sample(64, seed=1), pictures / f"{tag}-samples.png", nrow=8)
@@ -64,20 +76,25 @@ def run(source: str, args) -> dict:
     save_grid(torch.cat(rows), pictures / f"{tag}-truncation.png", nrow=8)
     progress_gif(run_dir, pictures / f"{tag}-progress.gif", duration=300)
 
+    data = load_dataset(DataConfig(source=source, size=32, channels=DATASETS[source]), progress=False)
     features = "mnist" if source == "mnist5k" else "inception"
+    scores: dict = {}
     try:
         extractor = load_feature_extractor(features)
-        scores = compute_metrics(G.sample(args.n, seed=5), data, features, n=args.n, metrics=("kid",),
+        metrics = ("kid", "pr", "dc") if features == "mnist" else ("kid",)
+        scores = compute_metrics(G.sample(args.n, seed=5), data, features, n=args.n, metrics=metrics,
                                  extractor=extractor, progress=False)
-        kid, kid_std = scores[KID_MEAN], scores[KID_STD]
+        if features == "mnist":
+            scores.update(perceptual_path_length(G, extractor, n=args.n, space="w", sampling="end", seed=6))
     except GankitError as err:  # no Inception weights offline: say so rather than invent a number
-        kid = kid_std = None
         print(f"{source}: no KID ({str(err)[:120]})")
+    kid, kid_std = scores.get(KID_MEAN), scores.get(KID_STD)
     rows_log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     last = [r for r in rows_log if "augment/p" in r][-1]
     return {"data": source, "images": len(data), "steps": result.step, "seconds": round(seconds, 1),
             "kimg": round(result.images_seen / 1000, 1), "features": features if kid is not None else None,
             "kid": kid, "kid_std": kid_std, "final_p": last["augment/p"], "d_acc_real": last.get("d/acc_real"),
+            "variant": args.variant, **{k: v for k, v in scores.items() if k in (PRECISION, RECALL, DENSITY, COVERAGE, PPL)},
             "pictures": f"benchmarks/results/stylegan/{tag}-*.png"}
 
 
@@ -94,6 +111,8 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="faces100 or mnist5k")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (e.g. 1 to run two benchmarks side by side on 2 cores)")
+    parser.add_argument("--variant", choices=("after", "before"), default="after",
+                        help="before: gankit's StyleGAN before it followed the references (see BEFORE)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     if args.threads:
@@ -107,9 +126,9 @@ def main() -> None:
             continue
         results.append(run(source, args))
         # one file per dataset, so the two can be run separately (--only) and still be tabled together
-        Path(args.out, f"stylegan-{source}.json").write_text(json.dumps({**settings, "result": results[-1]}, indent=1))
-    merged = [json.loads(Path(args.out, f"stylegan-{s}.json").read_text()) for s in DATASETS
-              if Path(args.out, f"stylegan-{s}.json").exists()]
+        suffix = "-before" if args.variant == "before" else ""
+        Path(args.out, f"stylegan-{source}{suffix}.json").write_text(json.dumps({**settings, "result": results[-1]}, indent=1))
+    merged = [json.loads(path.read_text()) for path in sorted(Path(args.out).glob("stylegan-*.json"))]
     Path(args.out, "stylegan.json").write_text(json.dumps({"runs": merged}, indent=1))
     for r in results:
         kid = f"KID {r['kid']:.3f} ± {r['kid_std']:.3f} ({r['features']})" if r["kid"] is not None else "no KID"
