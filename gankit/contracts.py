@@ -75,6 +75,15 @@ class StyleGenerator(ImageGenerator, Protocol):
 
 
 @runtime_checkable
+class StyleAffines(StyleGenerator, Protocol):
+    """A style generator that shows the affine maps from w to each style conv's style (SeFa's
+    closed-form directions factorise them)."""
+
+    def style_weights(self) -> list[tuple[int, Tensor]]:  # [(index into ws, weight (styles, w_dim))]
+        ...
+
+
+@runtime_checkable
 class StyleTrainingPath(StyleGenerator, Protocol):
     """A style generator that says which styles training draws (G(z) = synthesis(styles(z)),
     style mixing included): path-length regularisation differentiates images w.r.t. them."""

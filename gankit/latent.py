@@ -90,7 +90,8 @@ def loop_path(keys: torch.Tensor, frames_per_segment: int,
 # Running generators
 
 
-def _device(G: torch.nn.Module) -> torch.device:
+def model_device(G: torch.nn.Module) -> torch.device:
+    """The device of a model's first parameter (or buffer); the CPU for one with neither."""
     tensor = next(iter(G.parameters()), None)
     if tensor is None:
         tensor = next(iter(G.buffers()), None)
@@ -100,7 +101,7 @@ def _device(G: torch.nn.Module) -> torch.device:
 def _batched(fn: Callable[..., torch.Tensor], G: torch.nn.Module, *inputs: torch.Tensor | None,
              batch_size: int = 64) -> torch.Tensor:
     """fn(*chunks) over chunks of `batch_size` along dim 0, moved to G's device; [0, 1], on the CPU."""
-    device, n = _device(G), len(inputs[0])
+    device, n = model_device(G), len(inputs[0])
     out = []
     for start in range(0, n, batch_size):
         chunk = [x if x is None else x[start:start + batch_size].to(device) for x in inputs]
@@ -137,6 +138,42 @@ def map_to_w(G: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None = 
 def broadcast_ws(w: torch.Tensor, num_ws: int) -> torch.Tensor:
     """(B, w_dim) -> (B, num_ws, w_dim): the same style for every layer."""
     return w.unsqueeze(1).expand(-1, num_ws, -1)
+
+
+@torch.no_grad()
+def load_ws(G: torch.nn.Module, source) -> torch.Tensor:
+    """Latents from an .npz file (or a dict of arrays) as per-layer styles (B, num_ws, w_dim) on
+    the CPU: `ws` as they are, `w` (B, w_dim) for every layer, or `z` (B, latent_dim) mapped
+    (with `labels` (B,) for a conditional G). What `gankit project` writes and `edit` reads."""
+    import numpy as np
+
+    if not is_style_generator(G):
+        raise GankitError(f"latents in w need {STYLE_HINT}")
+    name = str(source) if not isinstance(source, dict) else "the latents"
+    try:
+        if isinstance(source, dict):
+            arrays = source
+        else:
+            with np.load(source, allow_pickle=False) as f:
+                arrays = {key: f[key] for key in f.files}
+    except (OSError, ValueError) as err:
+        raise GankitError(f"cannot read latents from {name} ({str(err).splitlines()[0][:100]}): give an .npz "
+                          "with ws, w or z") from None
+    shapes = {key: tuple(value.shape) for key, value in arrays.items()}
+    if "ws" in arrays and shapes["ws"][1:] == (G.num_ws, G.w_dim):
+        return torch.as_tensor(arrays["ws"]).float()
+    if "w" in arrays and shapes["w"][1:] == (G.w_dim,):
+        return broadcast_ws(torch.as_tensor(arrays["w"]).float(), G.num_ws).clone()
+    if "z" in arrays and shapes["z"][1:] == (G.latent_dim,):
+        labels = arrays.get("labels")
+        if G.num_classes and labels is None:
+            raise GankitError(f"{name}: this generator is conditional; add labels (B,) beside z")
+        device = model_device(G)
+        z = torch.as_tensor(arrays["z"]).float().to(device)
+        y = None if labels is None else torch.as_tensor(labels).long().to(device)
+        return broadcast_ws(map_to_w(G, z, y), G.num_ws).cpu().clone()
+    raise GankitError(f"{name} holds {shapes}: this model takes ws (B, {G.num_ws}, {G.w_dim}), "
+                      f"w (B, {G.w_dim}) or z (B, {G.latent_dim})")
 
 
 def raw_images(G: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None,
@@ -206,7 +243,7 @@ def interpolation_path(G: torch.nn.Module, n_keyframes: int = 4, frames_per_segm
         path = loop_path(keys, frames_per_segment, slerp)  # (frames, latent_dim)
         return _batched(lambda z, y: raw_images(G, z, y, psi), G, path, _labels(G, label, n_frames),
                         batch_size=batch_size)
-    device = _device(G)
+    device = model_device(G)
     key_labels = _labels(G, label, n_keyframes)
     key_w = map_to_w(G, keys.to(device), None if key_labels is None else key_labels.to(device), psi)
     path = loop_path(key_w, frames_per_segment, lerp)  # (frames, w_dim)
@@ -247,7 +284,7 @@ def style_mix_grid(G: torch.nn.Module, rows: int = 4, cols: int = 4, seed: int |
         raise GankitError(f"--crossover {crossover}: use 0..{num_ws} (this generator has {num_ws} "
                           "style layers; the first `crossover` come from the row image)")
     psi = check_psi(psi, G)
-    device = _device(G)
+    device = model_device(G)
     g = torch.Generator().manual_seed(seed) if seed is not None else None
     z = torch.randn(rows + cols, G.latent_dim, generator=g).to(device)  # rows' sources, then columns'
     labels = _labels(G, label, rows + cols)

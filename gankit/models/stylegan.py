@@ -186,6 +186,15 @@ class StyleGenerator(nn.Module):
             rgb = y if rgb is None else F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False) + y
         return torch.tanh(rgb) if self.tanh else rgb  # (B, C, size, size), about the declared range
 
+    def style_weights(self) -> list[tuple[int, torch.Tensor]]:
+        """(index into ws, the effective affine weight (styles, w_dim) that turns that w into the
+        style conv's style) for each style conv, coarsest first: what SeFa factorises."""
+        out = []
+        for layer, index in zip(self.layers, self.layer_ws):
+            affines = [layer.conv.affine] if layer.modulated else [layer.adain.scale, layer.adain.shift]
+            out += [(index, (affine.weight * affine.scale).detach()) for affine in affines]
+        return out
+
     def truncate(self, w: torch.Tensor, psi: float) -> torch.Tensor:
         """The truncation trick: pull w towards the average w (psi 1: none; 0: the average face)."""
         return self.w_avg.to(w.dtype).lerp(w, psi) if psi != 1.0 else w
