@@ -1,4 +1,5 @@
-"""Images people look at: sample grids, animated GIFs (interpolations, training progress)."""
+"""Images people look at: sample grids and animations (interpolations, training progress) as GIFs,
+H.264 videos, grids or folders of frames."""
 
 from __future__ import annotations
 
@@ -95,6 +96,126 @@ def save_gif(frames: torch.Tensor, path: Path, duration: int = 80, loop: int = 0
     return _save_gif_atomic([_pil(a) for a in to_uint8_hwc(frames)], path, duration, loop)
 
 
+# --------------------------------------------------------------------------------------------
+# Animations: one writer for every command that makes one (interpolate, progress, project)
+
+GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+ANIMATION_KINDS = ("gif", "mp4", "grid", "folder")
+MIN_FRAME_SIZE = 16  # below this a frame is too small to see anything in
+MP4_MIN_SIDE = 256  # default .mp4 size: players show a 16 px video as a smudge, or refuse it
+
+
+def animation_kind(out: Path) -> str:
+    """What `save_animation` writes for the name `out`: gif, mp4, grid or folder ("" if unknown)."""
+    suffix = Path(out).suffix.lower()
+    if suffix in (".gif", ".mp4"):
+        return suffix[1:]
+    if suffix in GRID_SUFFIXES:
+        return "grid"
+    return "" if suffix else "folder"
+
+
+def _known_outputs(kinds: tuple[str, ...]) -> str:
+    names = {"gif": ".gif", "mp4": ".mp4 (H.264 video)", "grid": ".png, .jpg or .webp (a grid of the frames)",
+             "folder": "no suffix (a folder of PNG frames)"}
+    listed = [names[kind] for kind in kinds]
+    return listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " or " + listed[-1]
+
+
+def check_animation_output(out: Path, fps: float, frame_size: int | None = None,
+                           kinds: tuple[str, ...] = ANIMATION_KINDS) -> str:
+    """Refuse, in one line, what `save_animation` cannot write: an `out` whose suffix is not one of
+    `kinds`, whose folder does not exist, fps <= 0, a frame size under 16. Returns the kind.
+    Commands call it before the slow part (loading a generator), so a typo fails at once."""
+    out = Path(out)
+    kind = animation_kind(out)
+    if kind not in kinds:
+        raise GankitError(f"--out {out}: unknown suffix {out.suffix!r}: use a name ending in {_known_outputs(kinds)}")
+    folder = out.parent
+    if not folder.is_dir():
+        raise GankitError(f"--out {out}: the folder {folder} does not exist: create it first, or "
+                          "write somewhere else")
+    if not 0 < fps < math.inf:  # refuses NaN too
+        raise GankitError(f"--fps {fps}: use a number of frames per second above 0 (e.g. 12)")
+    if frame_size is not None and frame_size < MIN_FRAME_SIZE:
+        raise GankitError(f"--frame-size {frame_size}: use at least {MIN_FRAME_SIZE} pixels "
+                          "(the longer side of a frame)")
+    return kind
+
+
+def _frame_dims(width: int, height: int, frame_size: int | None, kind: str) -> tuple[int, int]:
+    """(width, height) of the written frames: the longer side `frame_size`, keeping the shape;
+    without one the images' own size, or for .mp4 a whole multiple of it at least MP4_MIN_SIDE."""
+    longer = max(width, height)
+    if frame_size is None:
+        factor = max(1, math.ceil(MP4_MIN_SIDE / longer)) if kind == "mp4" else 1
+        return width * factor, height * factor
+    return max(1, round(width * frame_size / longer)), max(1, round(height * frame_size / longer))
+
+
+def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Nearest-neighbour up (a GAN's 32 px image stays crisp blocks, not a blur), area-average down."""
+    if image.size == size:
+        return image
+    grows = size[0] >= image.width and size[1] >= image.height
+    return image.resize(size, Image.Resampling.NEAREST if grows else Image.Resampling.BOX)
+
+
+def _pad_even(array: np.ndarray) -> np.ndarray:
+    """(H, W, C) -> even H and W, repeating the last row / column (yuv420p needs even sizes)."""
+    height, width = array.shape[:2]
+    return np.pad(array, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+
+
+def _tensor(images: list[Image.Image]) -> torch.Tensor:
+    """PIL images of one size and mode ("L" or "RGB") -> (N, C, H, W) in [0, 1]; exact for 8 bits."""
+    arrays = [np.asarray(image) for image in images]
+    stacked = np.stack([a[..., None] if a.ndim == 2 else a for a in arrays])  # (N, H, W, C)
+    return torch.from_numpy(stacked).permute(0, 3, 1, 2).float() / 255.0
+
+
+def save_animation(frames: torch.Tensor, out: Path, fps: float, frame_size: int | None = None,
+                   labels: list[str] | None = None, nrow: int | None = None, loop: int = 0) -> Path:
+    """Write frames (N, C, H, W) in [0, 1] (C 1 or 3) as an animation; the suffix of `out` says how:
+
+    - `.gif`: a GIF at `fps` (GIFs time frames in 1/100 s, so 12 fps plays at 12.5), looping
+      `loop` times (0: forever);
+    - `.mp4`: H.264 video in yuv420p at `fps` (see gankit.video), padded to even sizes;
+    - `.png`, `.jpg`, `.webp`: one grid picture of the frames, `nrow` to a row;
+    - no suffix: a folder of frame-00000.png ...
+
+    `frame_size` scales every frame so its longer side has that many pixels: nearest-neighbour up,
+    so small GAN images stay crisp, area-average down. Without it frames keep their size, except
+    that an .mp4 is scaled up by a whole factor to at least MP4_MIN_SIDE. `labels` (one per frame)
+    are written in a white strip under each frame, after scaling, so the text stays sharp.
+
+    Files are written beside `out` under a temporary name and renamed at the end: a failure leaves
+    nothing half-written. Bad arguments (see `check_animation_output`) and a failing encoder raise
+    GankitError. Returns `out`."""
+    kind = check_animation_output(out, fps, frame_size)
+    out = Path(out)
+    assert frames.dim() == 4 and frames.shape[1] in (1, 3) and len(frames) >= 1, \
+        f"expected frames (N, C, H, W) with C 1 or 3, got {tuple(frames.shape)}"
+    assert labels is None or len(labels) == len(frames), "one label per frame"
+    images = [_pil(a) for a in to_uint8_hwc(frames)]
+    size = _frame_dims(images[0].width, images[0].height, frame_size, kind)
+    changed = size != images[0].size or bool(labels)
+    images = [_resize(image, size) for image in images]
+    if labels:
+        images = _stamp(images, list(labels))
+    if kind == "gif":
+        _save_gif_atomic(images, out, duration=max(1, round(1000 / fps)), loop=loop)
+    elif kind == "mp4":
+        from .video import encode_mp4
+
+        encode_mp4(np.stack([_pad_even(np.asarray(image.convert("RGB"))) for image in images]), out, fps)
+    elif kind == "grid":
+        save_image_atomic(grid_image(_tensor(images) if changed else frames, nrow), out)
+    else:
+        save_folder(_tensor(images) if changed else frames, out, prefix="frame")
+    return out
+
+
 SAMPLES_DIR = "samples"  # where the trainer keeps its fixed-latent grids, step-XXXXXXXX.png
 
 
@@ -125,15 +246,16 @@ def _stamp(frames: list[Image.Image], texts: list[str]) -> list[Image.Image]:
     return out
 
 
-def progress_gif(run_dir: Path, out: Path, every: int = 1, duration: int = 200,
-                 label_steps: bool = True, loop: int = 0) -> list[int]:
-    """An animated GIF of a run's fixed-latent grids (run_dir/samples/step-*.png) in step order,
-    as the TensorFlow DCGAN tutorial makes: the same latents, so the frames show G learning.
-    Every `every`-th grid, always with the last; `label_steps` stamps the step under each frame.
-    Returns the steps shown."""
+def progress_animation(run_dir: Path, out: Path, every: int = 1, fps: float = 5.0,
+                       frame_size: int | None = None, label_steps: bool = True, loop: int = 0) -> list[int]:
+    """An animation of a run's fixed-latent grids (run_dir/samples/step-*.png) in step order, as the
+    TensorFlow DCGAN tutorial makes: the same latents, so the frames show G learning. Every
+    `every`-th grid, always with the last; `label_steps` stamps the step under each frame. `out`,
+    `fps`, `frame_size` and `loop` as in `save_animation`. Returns the steps shown."""
     run_dir = Path(run_dir)
     if every < 1:
         raise GankitError(f"--every {every}: use 1 (every grid) or more")
+    check_animation_output(out, fps, frame_size)
     if not run_dir.is_dir():
         raise GankitError(f"run folder {run_dir} does not exist: give the folder of a training run "
                           "(the one holding samples/)")
@@ -153,7 +275,15 @@ def progress_gif(run_dir: Path, out: Path, every: int = 1, duration: int = 200,
             # Grids of one run share a size; resize rather than fail on an odd one (e.g. an edit).
             image = image.resize(frames[0].size)
         frames.append(image)
-    if label_steps:
-        frames = _stamp(frames, [f"step {step}" for step, _ in chosen])
-    _save_gif_atomic(frames, out, duration, loop)
+    labels = [f"step {step}" for step, _ in chosen] if label_steps else None
+    save_animation(_tensor(frames), out, fps, frame_size=frame_size, labels=labels, loop=loop)
     return [step for step, _ in chosen]
+
+
+def progress_gif(run_dir: Path, out: Path, every: int = 1, duration: int = 200,
+                 label_steps: bool = True, loop: int = 0) -> list[int]:
+    """`progress_animation` to a GIF, timed in milliseconds per frame."""
+    if duration < 1:
+        raise GankitError(f"--duration {duration}: use at least 1 millisecond per frame")
+    return progress_animation(run_dir, out, every=every, fps=1000 / duration, label_steps=label_steps,
+                              loop=loop)

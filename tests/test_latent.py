@@ -328,7 +328,7 @@ def test_cli_progress_and_interpolate(tiny_run, tmp_path, capsys):
 @pytest.mark.parametrize("args, expected", [
     (["mix", "{run}", "--out", "{tmp}/g.png"], "style mixing needs a StyleGAN-style generator"),
     (["sample", "{run}", "--out", "{tmp}/s.png", "--truncation", "0.7"], "truncation needs a StyleGAN-style"),
-    (["interpolate", "{run}", "--out", "{tmp}/x.mp4"], "use a .gif"),
+    (["interpolate", "{run}", "--out", "{tmp}/x.avi"], "unknown suffix '.avi'"),
     (["interpolate", "{run}", "--out", "{tmp}/x.gif", "--keyframes", "1"], "--keyframes 1"),
     (["progress", "{tmp}/nowhere", "--out", "{tmp}/p.gif"], "does not exist"),
     (["progress", "{run}", "--out", "{tmp}/p.png"], "ending in .gif"),

@@ -51,37 +51,47 @@ def sample(
     typer.echo(f"wrote {n} samples from step {generator.step} to {out}")
 
 
+FRAME_SIZE_HELP = ("Pixels of each frame's longer side, at least 16: small images are scaled up nearest-neighbour "
+                   "so their pixels stay crisp. [default: the images' own size; .mp4: a whole multiple of it, "
+                   "at least 256]")
+
+
+def _frame_rate(fps: Optional[float], duration: Optional[int], default: float) -> float:
+    """--fps, or the older --duration (milliseconds per frame) where that is what was given."""
+    if duration is None:
+        return default if fps is None else fps
+    if fps is not None:
+        raise GankitError(f"--fps {fps} and --duration {duration} both set the speed: give only --fps")
+    if duration < 1:
+        raise GankitError(f"--duration {duration}: use at least 1 millisecond per frame")
+    return 1000 / duration
+
+
 @app.command()
 def interpolate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint file, a run folder (its latest checkpoint), or a pretrained name (`gankit pretrained list`)."),
-    out: Path = typer.Option(..., help="x.gif: a looping animation; x.png: a grid, one row per keyframe; a folder: one PNG per frame."),
+    out: Path = typer.Option(..., help="x.gif: a looping animation; x.mp4: an H.264 video; x.png: a grid, one row per keyframe; a folder: one PNG per frame."),
     keyframes: int = typer.Option(4, help="Random latents the walk passes through (at least 2); it ends where it started."),
     frames: int = typer.Option(16, help="Frames from one keyframe to the next."),
     seed: int = typer.Option(0, help="Seed of the keyframe latents."),
     space: str = typer.Option("auto", help="z: slerp between Gaussian latents (any model); w: lerp between mapped styles (StyleGAN-style); auto: w where there is one."),
     truncation: float = typer.Option(1.0, help=TRUNCATION_HELP),
     label: Optional[str] = typer.Option(None, help="Conditional GANs: the class the walk stays in, by index or name (default: class 0)."),
-    duration: int = typer.Option(80, help="GIF: milliseconds per frame."),
+    fps: Optional[float] = typer.Option(None, help="Frames per second of the .gif or .mp4. [default: 12]"),
+    frame_size: Optional[int] = typer.Option(None, help=FRAME_SIZE_HELP),
+    duration: Optional[int] = typer.Option(None, hidden=True, help="Milliseconds per frame: the older way to say --fps."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
 ):
-    """A looping walk through latent space, as a GIF, a grid or frames."""
+    """A looping walk through latent space, as a GIF, an MP4 video, a grid or frames."""
     from ..api import load_generator
-    from ..visualize import save_folder, save_gif, save_grid
+    from ..visualize import check_animation_output, save_animation
 
-    suffix = out.suffix.lower()
-    if suffix and suffix != ".gif" and suffix not in IMAGE_SUFFIXES:
-        raise GankitError(f"--out {out}: use a .gif (animation), a .png (grid) or a folder name (frames)")
-    if duration < 1:
-        raise GankitError(f"--duration {duration}: use at least 1 millisecond per frame")
+    fps = _frame_rate(fps, duration, default=12.0)
+    check_animation_output(out, fps, frame_size)
     generator = load_generator(checkpoint, device=device)
     images = generator.interpolate(keyframes, frames, seed=seed, space=space, truncation=truncation,
                                    label=label)
-    if suffix == ".gif":
-        save_gif(images, out, duration=duration)
-    elif suffix:
-        save_grid(images, out, nrow=frames)
-    else:
-        save_folder(images, out, prefix="frame")
+    save_animation(images, out, fps, frame_size=frame_size, nrow=frames)
     typer.echo(f"wrote {len(images)} frames ({keyframes} keyframes) from step {generator.step} to {out}")
 
 
@@ -113,17 +123,17 @@ def mix(
 @app.command()
 def progress(
     run: Path = typer.Argument(..., help="A training run folder (its samples/ grids)."),
-    out: Path = typer.Option(Path("progress.gif"), help="The animation, a .gif."),
+    out: Path = typer.Option(Path("progress.gif"), help="The animation: x.gif, or x.mp4 (H.264 video)."),
     every: int = typer.Option(1, help="Use every Nth grid (the last one always)."),
-    duration: int = typer.Option(200, help="Milliseconds per frame."),
+    fps: Optional[float] = typer.Option(None, help="Frames (grids) per second. [default: 5]"),
+    frame_size: Optional[int] = typer.Option(None, help=FRAME_SIZE_HELP.replace("each frame's", "each grid's")),
+    duration: Optional[int] = typer.Option(None, hidden=True, help="Milliseconds per frame: the older way to say --fps."),
     label_steps: bool = typer.Option(True, "--label-steps/--no-label-steps", help="Write the step under each frame."),
 ):
-    """A GIF of the fixed-latent sample grids saved during training: G learning, frame by frame."""
-    from ..visualize import progress_gif
+    """A GIF or MP4 of the fixed-latent sample grids saved during training: G learning, frame by frame."""
+    from ..visualize import check_animation_output, progress_animation
 
-    if out.suffix.lower() != ".gif":
-        raise GankitError(f"--out {out}: use a file name ending in .gif")
-    if duration < 1:
-        raise GankitError(f"--duration {duration}: use at least 1 millisecond per frame")
-    steps = progress_gif(run, out, every=every, duration=duration, label_steps=label_steps)
+    fps = _frame_rate(fps, duration, default=5.0)
+    check_animation_output(out, fps, frame_size, kinds=("gif", "mp4"))
+    steps = progress_animation(run, out, every=every, fps=fps, frame_size=frame_size, label_steps=label_steps)
     typer.echo(f"wrote {len(steps)} frames (steps {steps[0]} to {steps[-1]}) to {out}")
