@@ -1,4 +1,5 @@
-"""gankit directions | edit: find editing directions in a style generator's w space, and apply one."""
+"""gankit project | directions | edit: put real images into a generator's latent space, find
+editing directions in a style generator's w space, and move latents along one."""
 
 from __future__ import annotations
 
@@ -18,6 +19,75 @@ def _picture(out: Path) -> None:
         raise GankitError(f"--out {out}: use a picture name ending in .png, .jpg or .webp")
     if not out.parent.is_dir():
         raise GankitError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+
+
+@app.command()
+def project(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint, a run folder or a pretrained name."),
+    images: list[Path] = typer.Argument(..., help="Image files, prepared as the run's data (crop, size, channels)."),
+    out: Path = typer.Option(..., help="A folder for each image's latent (.npz), its reconstruction beside it (.png) and the search (--video)."),
+    steps: int = typer.Option(1000, help="Optimisation steps per image (StyleGAN2-ADA's projector: 1000)."),
+    distance: str = typer.Option("auto", help="vgg (LPIPS-style VGG19 features; needs the VGG19 weights), features (pixels plus --features), or auto (vgg where its weights are found)."),
+    features: Optional[str] = typer.Option(None, help="With the pixel distance: also a registered feature extractor's (e.g. mnist). [default: mnist for digit data]"),
+    label: Optional[str] = typer.Option(None, help="Conditional GANs: the class of the images, by index or name."),
+    video: str = typer.Option(".gif", help="The search as .gif, .mp4, or none."),
+    seed: int = typer.Option(0, help="Seed of the search's noise."),
+    device: str = typer.Option("cpu", help=DEVICE_HELP),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+):
+    """Find the latent whose image matches each photo (w for StyleGAN-style generators, z otherwise)."""
+    import numpy as np
+    import torch
+
+    from ..api import load_generator
+    from ..latent import is_style_generator
+    from ..metrics import default_features
+    from ..projection import load_targets, project as run_projection
+    from ..visualize import save_animation, save_grid
+
+    if out.exists() and not out.is_dir():
+        raise GankitError(f"--out {out} is a file: name a folder")
+    if not out.parent.is_dir():
+        raise GankitError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+    if video not in (".gif", ".mp4", "none"):
+        raise GankitError(f"--video {video}: use .gif, .mp4 or none")
+    generator = load_generator(checkpoint, device=device)
+    data = generator.config.data
+    targets = load_targets(images, data)  # every image read before the slow work starts
+    if distance != "vgg" and features is None and data.source in ("mnist5k", "digits", "mnist", "fashion-mnist"):
+        features = default_features(data.source)
+    index = generator._label(label)
+    labels = None if index is None else torch.full((len(targets),), index, dtype=torch.long)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        one_by_one = is_style_generator(generator.module)  # w: each image alone; z: all together
+        bar = tqdm(total=steps * (len(targets) if one_by_one else 1), desc="projecting", unit="step", leave=False)
+    result = run_projection(generator.module, targets, steps=steps, distance=distance, features=features,
+                            labels=labels, seed=seed,
+                            progress=(lambda step, total, d: bar.update(1)) if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    out.mkdir(exist_ok=True)
+    for i, path in enumerate(images):
+        stem = out / path.stem
+        arrays = {("ws" if result.space == "w" else "z"): result.latents[i:i + 1].numpy()}
+        if labels is not None:
+            arrays["labels"] = labels[i:i + 1].numpy()
+        if result.noise:
+            arrays.update({k: v.numpy() for k, v in result.noise[i].items()})
+        np.savez(f"{stem}.npz", **arrays)
+        save_grid(torch.stack([targets[i], result.images[i]]), f"{stem}-compare.png", nrow=2)
+        if video != "none":
+            frames = torch.cat([targets[i].expand(len(result.trajectory), -1, -1, -1).unsqueeze(1),
+                                result.trajectory[:, i:i + 1]], 1)  # (frames, 2, C, H, W)
+            side_by_side = torch.cat([frames[:, 0], frames[:, 1]], dim=3)  # target | search
+            save_animation(side_by_side, Path(f"{stem}-projection{video}"), fps=10)
+        final = result.losses[i][-1]
+        typer.echo(f"{path.name}: {result.space} latent in {stem}.npz, distance {final:.4g} ({result.distance})")
+    typer.echo(f"projected {len(images)} image{'s' if len(images) > 1 else ''} into step {generator.step}'s "
+               f"generator; reconstructions beside the targets in {out}")
 
 
 @app.command()
