@@ -4,6 +4,7 @@
     load_generator(run)      sample, interpolate, mix styles               (gankit sample, ...)
     load_translator(run)     translate images; translate_folder(...)       (gankit translate apply)
     evaluate_checkpoint(...) KID / FID of a run against real images        (gankit eval)
+    export(run, format=, out=) an ONNX / TorchScript file of the generator (gankit export)
 
 
     from gankit import train, load_generator
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from .config import TrainConfig, from_dict, merge, to_dict, upgrade_saved_config
 from .errors import GankitError
+from .export import Exported, export
 from .generator import LoadedGenerator, load_generator
 from .metrics.checkpoint import evaluate_checkpoint
 from .resolve import complete_bounds, resolve_config, validate
@@ -105,4 +107,4 @@ def _resume(path: str | Path, options: dict) -> TrainResult:
 
 
 __all__ = ["train", "load_generator", "load_translator", "translate_folder", "evaluate_checkpoint",
-           "LoadedGenerator", "Translator", "TrainResult"]
+           "export", "LoadedGenerator", "Translator", "TrainResult", "Exported"]

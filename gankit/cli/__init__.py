@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .app import app, main
 # the commands, in the order `gankit --help` lists them
-from . import train, generate, edit, translate, evaluate, stylize, pretrained, listing  # noqa: F401,E402,I001
+from . import train, generate, edit, translate, evaluate, stylize, pretrained, export, listing  # noqa: F401,E402,I001
 from .options import parse_set
 
 _parse_set = parse_set  # the name tests and scripts of earlier versions import
