@@ -250,6 +250,22 @@ def interpolation_path(G: torch.nn.Module, n_keyframes: int = 4, frames_per_segm
     return _batched(lambda w: G.synthesis(broadcast_ws(w, G.num_ws)), G, path, batch_size=batch_size)
 
 
+@torch.no_grad()
+def interpolation_frames(G: torch.nn.Module, z_a: torch.Tensor, z_b: torch.Tensor, frames: int,
+                         labels: torch.Tensor | None = None, psi: float = 1.0) -> torch.Tensor:
+    """`frames` images from z_a's (1, latent_dim) to z_b's, both ends included, in [0, 1]: lerp
+    of their w for style generators, slerp of z otherwise (as interpolation_path's "auto")."""
+    psi = check_psi(psi, G)
+    t = torch.linspace(0, 1, frames).unsqueeze(1)  # (frames, 1)
+    y = None if labels is None else labels[:1].expand(frames)
+    if not is_style_generator(G):
+        return _batched(lambda z, lab: raw_images(G, z, lab, psi), G, slerp(z_a, z_b, t), y)
+    device = model_device(G)
+    ends = map_to_w(G, torch.cat([z_a, z_b]).to(device), None if y is None else y[:2].to(device), psi)
+    path = lerp(ends[:1], ends[1:], t.to(device))  # (frames, w_dim)
+    return _batched(lambda w: G.synthesis(broadcast_ws(w, G.num_ws)), G, path)
+
+
 def mixed_ws(row_w: torch.Tensor, col_w: torch.Tensor, num_ws: int, crossover: int) -> torch.Tensor:
     """(R, w_dim), (C, w_dim) -> (R * C, num_ws, w_dim), row-major: cell (i, j) takes row i's style
     for layers < crossover (coarse: pose, shape) and column j's for the rest (fine: colour, texture)."""

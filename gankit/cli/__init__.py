@@ -1,4 +1,4 @@
-"""Command line: `gankit train | sample | eval | nearest | interpolate | mix | progress | directions | edit |
+"""Command line: `gankit train | sample | eval | nearest | interpolate | mix | progress | project | directions | edit | export | serve |
 translate train|apply | stylize | list`.
 
 A thin layer over the Python API (gankit.api): each command parses its flags, calls the API
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .app import app, main
 # the commands, in the order `gankit --help` lists them
-from . import train, generate, edit, translate, evaluate, stylize, pretrained, export, listing  # noqa: F401,E402,I001
+from . import train, generate, edit, translate, evaluate, stylize, pretrained, export, serve, listing  # noqa: F401,E402,I001
 from .options import parse_set
 
 _parse_set = parse_set  # the name tests and scripts of earlier versions import
