@@ -78,6 +78,35 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
     return build_run(config, init=source).train()
 
 
+def plan(config: TrainConfig | dict | None = None, **overrides) -> dict:
+    """What `train` would do, without doing it (`gankit train --dry-run`): the options resolved
+    and checked as train checks them (a fine-tuning source is read), the nets built on the meta
+    device, no data decoded, nothing written. -> {"config": the resolved config as a dict,
+    "parameters": {"G": n, "D": n}, "recipe", "task"}."""
+    import torch
+
+    from .tasks import task_of
+    from .variants import get_recipe
+
+    if isinstance(config, TrainConfig):
+        config = to_dict(config)
+    options = merge(config or {}, overrides)
+    if options.get("init_from"):
+        from .transfer import resolve_init
+
+        options, _ = resolve_init(options)
+    config = complete_bounds(resolve_config(_absolute_paths(options)))
+    from .data import check_source
+
+    check_source(config.data.source)
+    check_source(config.data.source_b, "the second domain's data")
+    with torch.device("meta"):  # shapes only: no memory, no time
+        G, D = get_recipe(config.recipe).make(config.model, task_of(config.recipe).data_spec(config))
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    return {"config": to_dict(config), "parameters": {"G": count(G), "D": count(D)},
+            "recipe": config.recipe, "task": get_recipe(config.recipe).task}
+
+
 def _resume(path: str | Path, options: dict) -> TrainResult:
     path = Path(path)
     checkpoint_file = ckpt.resolve_checkpoint(path)

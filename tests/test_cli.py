@@ -11,7 +11,7 @@ from PIL import Image
 
 from gankit.cli import main  # noqa: F401  (the command line under test)
 
-from helpers import one_line_error, run_cli as run
+from helpers import one_line_error, run_cli, run_cli as run
 from gankit.training import checkpoint as ckpt
 
 TINY = ["--data", "digits", "--size", "16", "--batch", "8", "--no-progress",
@@ -198,3 +198,21 @@ def test_list_one_section_as_error_messages_suggest():
     out = CliRunner().invoke(app, ["list", "datasets"])
     assert out.exit_code == 0 and out.output.startswith("datasets: ") and "mnist5k" in out.output
     assert "recipes" not in out.output
+
+
+def test_train_dry_run_checks_everything_and_writes_nothing(tmp_path, capsys):
+    """--dry-run resolves and checks the options, builds the nets without memory, prints the
+    resolved config and the nets' sizes, and leaves no run folder; a typo still fails in one line."""
+    import yaml
+
+    runs = tmp_path / "runs"
+    code, out, err = run_cli(["train", "--config", "cgan", "--steps", "5", "--runs-dir", runs, "--dry-run"], capsys)
+    assert code == 0, err
+    body, last = out.rsplit("\n# dry run:", 1)
+    config = yaml.safe_load(body)
+    assert config["recipe"] == "cgan" and config["conditional"] and config["steps"] == 5
+    assert "G " in last and "M parameters" in last and not runs.exists()
+    code, _, err = run_cli(["train", "--data", tmp_path / "missing", "--dry-run"], capsys)
+    assert "neither a built-in dataset" in one_line_error(code, err)
+    code, _, err = run_cli(["train", "--recipe", "mlp", "--freeze-d", "99", "--dry-run"], capsys)
+    assert "--freeze-d 99" in one_line_error(code, err)

@@ -20,10 +20,12 @@ from .options import command, config_options, parse_set
 
 
 def train(given: dict, config: Optional[str] = None, set_: list[str] = (), resume: Optional[Path] = None,
-          nproc: Optional[int] = None):
+          nproc: Optional[int] = None, dry_run: bool = False):
     """Train a GAN (default: the keras-io GAN-ADA DCGAN on the built-in mnist5k digits)."""
     from ..training import distributed
 
+    if dry_run:
+        return _dry_run(given, config, set_, resume)
     if nproc is not None and nproc < 1:
         raise GankitError(f"--nproc {nproc}: use 1 or more processes")
     if nproc and nproc > 1 and not distributed.launched_by_torchrun():
@@ -39,6 +41,23 @@ def train(given: dict, config: Optional[str] = None, set_: list[str] = (), resum
     if distributed.rank() == 0 and int(os.environ.get("RANK", "0")) == 0:
         typer.echo(f"trained {result.step} steps ({result.images_seen} images); run folder: {result.run_dir}")
         typer.echo(f"latest checkpoint: {result.checkpoint}")
+
+
+def _dry_run(given: dict, config: Optional[str], set_: list[str], resume: Optional[Path]) -> None:
+    """Resolve and check everything, build the nets without memory, print the resolved config and
+    the nets' sizes; train nothing, write nothing."""
+    import yaml
+
+    from ..api import plan
+    from ..config import load_preset, merge
+
+    if resume is not None:
+        raise GankitError("--dry-run checks a new run: drop --resume (a resumed run's config is its own)")
+    options = merge(merge(load_preset(config) if config else {}, given), parse_set(list(set_)))
+    planned = plan(options)
+    typer.echo(yaml.safe_dump(planned["config"], sort_keys=False).rstrip())
+    sizes = ", ".join(f"{net} {n / 1e6:.2f} M parameters" for net, n in planned["parameters"].items())
+    typer.echo(f"# dry run: {planned['recipe']} ({planned['task']}), {sizes}; nothing trained, nothing written")
 
 
 def _relaunch_under_torchrun(nproc: int) -> None:
@@ -68,6 +87,7 @@ OWN = [
     _keyword("set_", list[str], typer.Option([], "--set", help="Any config field: --set optim.lr_g=1e-4 (repeatable).")),
     _keyword("resume", Optional[Path], typer.Option(None, help="Continue the run in this folder (or from this checkpoint).")),
     _keyword("nproc", Optional[int], typer.Option(None, help="Train in this many processes on this machine (one per GPU; CPU processes without): runs the command under torchrun. --batch is per process.")),
+    _keyword("dry_run", bool, typer.Option(False, "--dry-run", help="Check everything and print the resolved config and the nets' sizes; train nothing, write nothing.")),
 ]
 
 app.command("train")(command(train, list(config_options()), OWN))

@@ -45,6 +45,20 @@ def load_dataset(cfg: DataConfig, progress: bool = True) -> ImageData:
     )
 
 
+def check_source(source: str | None, option: str = "--data") -> None:
+    """A built-in name or an existing folder, checked without decoding anything (dry runs)."""
+    from .paired import PAIRED_DATASETS
+
+    if source is None or source in DATASETS or source in PAIRED_DATASETS:
+        return
+    path = Path(source).expanduser()
+    if path.is_file():
+        raise GankitError(f"{option} {path} is a file, not a folder: pass the folder that holds your images")
+    if not path.is_dir():
+        raise GankitError(f"{option} {source!r} is neither a built-in dataset ({', '.join(DATASETS.names())}) "
+                          "nor an existing folder: pass a folder of images or one of those names")
+
+
 def _looks_like_path(source: str) -> bool:
     return "/" in source or "\\" in source or source.startswith(("~", "."))
 
