@@ -12,6 +12,8 @@ started from any of them is the same run.
 from __future__ import annotations
 
 import datetime
+import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +144,15 @@ def new_run_name(config: TrainConfig) -> str:
     return f"{stamp}-{config.recipe}-{source}"
 
 
+# What a run writes before its first checkpoint: a run stopped then holds only these, and can be
+# started again under its name (anything else in the folder is the user's and is never removed).
+RUN_FILES = ("config.yaml", "metrics.jsonl", "samples", "tensorboard")
+
+
 def make_run_dir(config: TrainConfig) -> Path:
+    """A new run's folder. A default name is made unique by creating the folder atomically (two
+    runs started in the same second get two folders); a --name that holds checkpoints is refused
+    (resume it), one that holds only what a run writes before its first checkpoint starts afresh."""
     runs = Path(config.runs_dir)
     if config.name is not None:
         run_dir = runs / config.name
@@ -152,16 +162,30 @@ def make_run_dir(config: TrainConfig) -> Path:
                 f"`--resume {run_dir}` or choose another --name"
             )
         if run_dir.exists() and any(run_dir.iterdir()):
-            raise GankitError(f"run folder {run_dir} exists and is not empty: choose another --name "
-                              "or remove the folder")
-    else:
-        base = new_run_name(config)
-        run_dir, n = runs / base, 1
-        while run_dir.exists():
-            n += 1
-            run_dir = runs / f"{base}-{n}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+            leftovers = [p for p in run_dir.iterdir() if p.name not in RUN_FILES and p.name != "checkpoints"]
+            if leftovers or not (run_dir / "config.yaml").is_file():
+                raise GankitError(f"run folder {run_dir} exists and is not empty: choose another --name "
+                                  "or remove the folder")
+            warnings.warn(f"run folder {run_dir} holds a run that stopped before its first checkpoint: "
+                          "starting it afresh", stacklevel=2)
+            for name in RUN_FILES:
+                target = run_dir / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir
+    runs.mkdir(parents=True, exist_ok=True)
+    base = new_run_name(config)
+    for n in range(1, 10_000):
+        run_dir = runs / (base if n == 1 else f"{base}-{n}")
+        try:
+            run_dir.mkdir()  # atomic: of two processes asking for the same name, one gets it
+            return run_dir
+        except FileExistsError:
+            continue
+    raise GankitError(f"{runs} holds 10,000 runs named {base}: choose a --name")
 
 
 def path_length_penalty(config: TrainConfig, device: torch.device):

@@ -327,3 +327,43 @@ def test_channels_last_trains_like_the_contiguous_layout(tmp_path):
     for key in ("G", "D"):
         for name, value in nchw[key].items():
             torch.testing.assert_close(nhwc[key][name], value, atol=1e-4, rtol=1e-3, msg=f"{key}.{name}")
+
+
+def test_runs_started_together_get_their_own_folders(tmp_path):
+    """Default names are made unique by creating the folder atomically: many threads asking for
+    the same name at once each get a folder of their own."""
+    import threading
+
+    from gankit.resolve import resolve_config
+    from gankit.run import make_run_dir
+
+    config = resolve_config(tiny(tmp_path))
+    folders, barrier = [], threading.Barrier(8)
+
+    def start():
+        barrier.wait()
+        folders.append(make_run_dir(config))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(folders)) == 8 and all(f.is_dir() for f in folders)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_under_its_name(tmp_path):
+    first = train(tiny(tmp_path), steps=2, name="early", checkpoint_every=100)
+    for path in ckpt.list_checkpoints(first.run_dir):  # as if killed before the first checkpoint
+        path.unlink()
+    (first.run_dir / "checkpoints").rmdir()
+    with pytest.warns(UserWarning, match="stopped before its first checkpoint: starting it afresh"):
+        again = train(tiny(tmp_path), steps=1, name="early")
+    assert again.run_dir == first.run_dir and again.step == 1
+    mine = again.run_dir / "notes.txt"  # a file gankit did not write: the folder is not taken over
+    for path in ckpt.list_checkpoints(again.run_dir):
+        path.unlink()
+    mine.write_text("mine")
+    with pytest.raises(GankitError, match="exists and is not empty"):
+        train(tiny(tmp_path), steps=1, name="early")
+    assert mine.read_text() == "mine"
