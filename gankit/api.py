@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 
 from .config import TrainConfig, from_dict, merge, to_dict, upgrade_saved_config
@@ -107,18 +109,42 @@ def plan(config: TrainConfig | dict | None = None, **overrides) -> dict:
             "recipe": config.recipe, "task": get_recipe(config.recipe).task}
 
 
+def _loadable_checkpoint(path: Path) -> tuple[Path, dict]:
+    """(checkpoint, its state): a file as given, or a run folder's newest checkpoint that loads;
+    damaged newer ones are moved to checkpoints/damaged/ with a warning saying why."""
+    if not path.is_dir():
+        checkpoint_file = ckpt.resolve_checkpoint(path)
+        return checkpoint_file, ckpt.load_checkpoint(checkpoint_file)
+    ckpt.resolve_checkpoint(path)  # none at all: the one-line error
+    skipped = []
+    for candidate in reversed(ckpt.list_checkpoints(path)):
+        try:
+            state = ckpt.load_checkpoint(candidate)
+        except GankitError as err:
+            skipped.append((candidate, str(err)))
+            continue
+        if skipped:
+            ckpt.set_aside([c for c, _ in skipped], "damaged")
+            warnings.warn("skipped damaged checkpoints (moved to checkpoints/damaged/): "
+                          + "; ".join(f"{c.name}: {why.split('(', 1)[-1].split(')')[0]}" for c, why in skipped),
+                          stacklevel=3)
+        return candidate, state
+    raise GankitError(f"no checkpoint of {path} can be read (the newest: {skipped[0][1]}); the run cannot "
+                      "continue: start it again")
+
+
 def _resume(path: str | Path, options: dict) -> TrainResult:
     path = Path(path)
-    checkpoint_file = ckpt.resolve_checkpoint(path)
+    checkpoint_file, state = _loadable_checkpoint(path)
     in_run = checkpoint_file.parent.name == ckpt.CHECKPOINT_DIR
     run_dir = checkpoint_file.parent.parent if in_run else None
-    if in_run and checkpoint_file != ckpt.list_checkpoints(run_dir)[-1]:
-        # Continuing an older checkpoint in place would overwrite, then prune, the newer ones.
-        raise GankitError(
-            f"{checkpoint_file.name} is not the newest checkpoint of {run_dir}: resume the run "
-            "folder, or copy that file elsewhere and resume the copy to branch a new run"
-        )
-    state = ckpt.load_checkpoint(checkpoint_file)
+    if in_run:
+        ckpt.remove_stale_temporaries(run_dir)  # half-written saves of killed runs
+        newer = [p for p in ckpt.list_checkpoints(run_dir) if ckpt.step_of(p) > int(state["step"])]
+        if newer:  # continuing an earlier checkpoint: the newer ones are kept, out of the way
+            kept = ckpt.set_aside(newer, "set-aside")
+            warnings.warn(f"continuing from {checkpoint_file.name}: the newer {', '.join(p.name for p in newer)} "
+                          f"moved to {kept[0].parent}", stacklevel=2)
     saved = upgrade_saved_config(state["config"])
     options = _absolute_paths(options)  # paths given now are relative to this directory
     for key, value in options.items():

@@ -242,12 +242,38 @@ def test_ctrl_c_stops_after_a_whole_step_and_resumes_exactly(tmp_path, monkeypat
     assert len(steps_logged) == len({line.split(",")[0] for line in steps_logged})  # no step twice
 
 
-def test_resuming_an_older_checkpoint_in_place_is_refused(tmp_path):
+def test_an_earlier_checkpoint_can_be_continued_and_the_newer_ones_are_kept(tmp_path):
     result = train(tiny(tmp_path), steps=8, name="old")  # checkpoints at 4 and 8
-    older = ckpt.list_checkpoints(result.run_dir)[0]
-    with pytest.raises(GankitError, match="not the newest checkpoint"):
-        train(resume=older, steps=12)
-    assert len(ckpt.list_checkpoints(result.run_dir)) == 2
+    older, newer = ckpt.list_checkpoints(result.run_dir)
+    newer_bytes = newer.read_bytes()
+    with pytest.warns(UserWarning, match="continuing from step-00000004.pt: the newer step-00000008.pt moved"):
+        resumed = train(resume=older, steps=6)
+    assert resumed.step == 6
+    kept = result.run_dir / "checkpoints" / "set-aside" / newer.name
+    assert kept.read_bytes() == newer_bytes  # nothing lost
+    assert [p.name for p in ckpt.list_checkpoints(result.run_dir)] == ["step-00000004.pt", "step-00000006.pt"]
+
+
+def test_resume_falls_back_past_damaged_checkpoints_and_clears_dead_writers_temporaries(tmp_path):
+    """The newest checkpoint damaged and a stray step-99999999.pt: resuming the folder skips both
+    (kept in checkpoints/damaged/, a warning says why) and continues exactly from step 4; the
+    half-written temporary of a killed writer is removed, a live process's is not."""
+    straight = final_state(train(tiny(tmp_path), steps=8, name="straight"))
+    result = train(tiny(tmp_path), steps=8, name="hurt")  # checkpoints at 4 and 8
+    folder = result.run_dir / "checkpoints"
+    newest = ckpt.list_checkpoints(result.run_dir)[-1]
+    newest.write_bytes(newest.read_bytes()[: len(newest.read_bytes()) // 2])  # torn
+    (folder / "step-99999999.pt").write_text("not a checkpoint")
+    dead = folder / ".step-00000012.pt.tmp-999999"  # no such process
+    dead.write_bytes(b"half")
+    live = folder / f".step-00000012.pt.tmp-{os.getpid()}"
+    live.write_bytes(b"mine")
+    with pytest.warns(UserWarning, match="skipped damaged checkpoints .* step-99999999.pt: .* step-00000008.pt"):
+        resumed = final_state(train(resume=result.run_dir, steps=8))
+    for key in ("G", "D", "G_ema", "opt_g", "opt_d"):
+        assert_same_tensors(straight[key], resumed[key], key)
+    assert sorted(p.name for p in (folder / "damaged").iterdir()) == ["step-00000008.pt", "step-99999999.pt"]
+    assert not dead.exists() and live.exists()
 
 
 def test_a_copied_checkpoint_resumes_into_a_new_run_folder(tmp_path):

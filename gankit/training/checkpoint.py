@@ -46,6 +46,51 @@ def save_checkpoint(state: dict, path: Path) -> Path:
     return path
 
 
+_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the half-written temporaries (`.step-*.pt.tmp-PID`) of writers that are gone
+    (killed during a save); those of a live process are left alone. The removed paths."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    removed = []
+    for path in folder.iterdir() if folder.is_dir() else []:
+        match = _TEMPORARY.match(path.name)
+        if match and not _alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def set_aside(paths: list[Path], why: str) -> list[Path]:
+    """Move checkpoints out of a run's line (into checkpoints/<why>/), keeping them: a damaged one
+    skipped on resume, or newer ones when an earlier checkpoint is continued. The new paths."""
+    moved = []
+    for path in paths:
+        target = path.parent / why / path.name
+        target.parent.mkdir(exist_ok=True)
+        os.replace(path, target)
+        moved.append(target)
+    return moved
+
+
+def step_of(path: Path) -> int:
+    """The step in a checkpoint's name (step-00001000.pt -> 1000)."""
+    return int(_NAME.match(Path(path).name).group(1))
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """A run's checkpoints, oldest first."""
     folder = Path(run_dir) / CHECKPOINT_DIR
@@ -77,9 +122,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated, not a torch file, or holds code (refused by weights_only)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if len(reason) > 200:
+            reason = reason[:200].rsplit(" ", 1)[0] + " …"
         raise GankitError(
-            f"cannot read checkpoint {path} ({reason[:160]}): it is damaged or not a gankit "
-            "checkpoint; use an earlier one from the run's checkpoints/ folder"
+            f"cannot read checkpoint {path} ({reason}): it is damaged or not a gankit "
+            "checkpoint; resume the run folder (it falls back to the newest checkpoint that loads) "
+            "or give an earlier checkpoint of the run"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GankitError(
