@@ -393,3 +393,29 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_under_its_name(t
     with pytest.raises(GankitError, match="exists and is not empty"):
         train(tiny(tmp_path), steps=1, name="early")
     assert mine.read_text() == "mine"
+
+
+def test_a_full_disk_is_one_line_and_loses_no_checkpoint(tmp_path, monkeypatch, capsys):
+    """ENOSPC while writing a checkpoint (faked; torch hides the real one in a RuntimeError): one
+    error line naming the folder and the space, the earlier checkpoints intact, no temporary left,
+    and the run continues once the disk has room."""
+    import errno
+
+    from helpers import one_line_error, run_cli
+
+    first = train(tiny(tmp_path), steps=4, name="full")  # a checkpoint at 4
+    before = {p.name: p.read_bytes() for p in ckpt.list_checkpoints(first.run_dir)}
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed") from OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    code, _, err = run_cli(["train", "--resume", first.run_dir, "--steps", "8"], capsys)
+    line = one_line_error(code, err)
+    assert "no space left on the disk of" in line and "MB are free" in line and "--resume" in line
+    assert {p.name: p.read_bytes() for p in ckpt.list_checkpoints(first.run_dir)} == before
+    assert not [p for p in (first.run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
+    monkeypatch.setattr(torch, "save", real_save)
+    assert train(resume=first.run_dir, steps=8).step == 8

@@ -8,8 +8,10 @@ so a kill during a save never leaves the latest checkpoint unreadable.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 from pathlib import Path
 
 import torch
@@ -41,9 +43,37 @@ def save_checkpoint(state: dict, path: Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        if _disk_full(err, path.parent):
+            need = _state_bytes(state)
+            free = shutil.disk_usage(path.parent).free
+            raise GankitError(f"no space left on the disk of {path.parent} to write {path.name} (it needs about "
+                              f"{need / 2**20:.0f} MB, {free / 2**20:.0f} MB are free): free some space and "
+                              "continue with --resume; the earlier checkpoints are intact") from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _disk_full(err: Exception, folder: Path) -> bool:
+    """ENOSPC, also when torch hides it in a RuntimeError ("file write failed")."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    cause = err.__cause__ or err.__context__
+    if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(err, RuntimeError) and "write" in str(err).lower() and shutil.disk_usage(folder).free < 2**20
+
+
+def _state_bytes(state) -> int:
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(_state_bytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(_state_bytes(v) for v in state)
+    return 0
 
 
 _TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)$")
