@@ -134,17 +134,23 @@ def _loadable_checkpoint(path: Path) -> tuple[Path, dict]:
 
 
 def _resume(path: str | Path, options: dict) -> TrainResult:
+    from .training.lock import RunLock
+
     path = Path(path)
+    folder = path if path.is_dir() else path.parent.parent if path.parent.name == ckpt.CHECKPOINT_DIR else None
+    # one trainer per run: taken before resume touches the folder (falling back, setting aside)
+    lock = RunLock(folder).acquire() if folder is not None and distributed.is_main() else None
+    try:
+        return _resume_locked(path, options, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _resume_locked(path: Path, options: dict, lock) -> TrainResult:
     checkpoint_file, state = _loadable_checkpoint(path)
     in_run = checkpoint_file.parent.name == ckpt.CHECKPOINT_DIR
     run_dir = checkpoint_file.parent.parent if in_run else None
-    if in_run:
-        ckpt.remove_stale_temporaries(run_dir)  # half-written saves of killed runs
-        newer = [p for p in ckpt.list_checkpoints(run_dir) if ckpt.step_of(p) > int(state["step"])]
-        if newer:  # continuing an earlier checkpoint: the newer ones are kept, out of the way
-            kept = ckpt.set_aside(newer, "set-aside")
-            warnings.warn(f"continuing from {checkpoint_file.name}: the newer {', '.join(p.name for p in newer)} "
-                          f"moved to {kept[0].parent}", stacklevel=2)
     saved = upgrade_saved_config(state["config"])
     options = _absolute_paths(options)  # paths given now are relative to this directory
     for key, value in options.items():
@@ -158,7 +164,14 @@ def _resume(path: str | Path, options: dict) -> TrainResult:
     validate(config)
     if run_dir is None:  # a checkpoint file from elsewhere: continue it in a new run folder
         config.name = None
-    return build_run(config, state=state, run_dir=run_dir).train()
+    else:  # checked and about to train: now the folder may change
+        ckpt.remove_stale_temporaries(run_dir)  # half-written saves of killed runs
+        newer = [p for p in ckpt.list_checkpoints(run_dir) if ckpt.step_of(p) > int(state["step"])]
+        if newer:  # continuing an earlier checkpoint: the newer ones are kept, out of the way
+            kept = ckpt.set_aside(newer, "set-aside")
+            warnings.warn(f"continuing from {checkpoint_file.name}: the newer {', '.join(p.name for p in newer)} "
+                          f"moved to {kept[0].parent}", stacklevel=3)
+    return build_run(config, state=state, run_dir=run_dir, lock=lock if run_dir is not None else None).train()
 
 
 __all__ = ["train", "load_generator", "load_translator", "translate_folder", "evaluate_checkpoint",

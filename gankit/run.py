@@ -33,6 +33,7 @@ from .training import distributed
 from .training.device import autocast_factory, select_device
 from .training.ema import EMA
 from .training.guard import StepGuard
+from .training.lock import LOCK_FILE, RunLock
 from .training.optim import make_optimizer
 from .training.step import Objective, StepContext
 from .training.trainer import TrainResult, Trainer
@@ -47,14 +48,20 @@ class Run:
     task: Task
     trainer: Trainer
     held_out: Any = None  # the images KID is measured on during training (None without eval)
+    lock: RunLock | None = None  # this process's hold on the run folder (rank 0), dropped after training
 
     def train(self) -> TrainResult:
-        return self.trainer.train()
+        try:
+            return self.trainer.train()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | None = None,
               run_dir: Path | str | None = None, data: Any = None, held_out: Any = None,
-              extractor: torch.nn.Module | None = None, write_config: bool = True) -> Run:
+              extractor: torch.nn.Module | None = None, write_config: bool = True,
+              lock: RunLock | None = None) -> Run:
     """Assemble a run of the resolved `config`. `state`: a checkpoint to continue. `init`: a
     source checkpoint whose G, D and G_ema a new run starts from (transfer.resolve_init made
     `config` fit it; nothing else of it is used). `run_dir`: the
@@ -77,9 +84,14 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
             # the split depends only on the data: a resumed run holds out the same images
             data, held_out = data.split(config.eval.holdout, seed=0)
     config.data.channels = data.channels  # record what "auto" resolved to
+    held: list = []
     if run_dir is None:  # rank 0 names and makes the run folder; the other ranks use the same one
-        run_dir = distributed.broadcast_object(str(make_run_dir(config)) if distributed.is_main() else None)
+        run_dir = distributed.broadcast_object(str(make_run_dir(config, held)) if distributed.is_main() else None)
+    lock = lock or (held[0] if held else None)
     run_dir = Path(run_dir)
+    # one trainer per folder, taken before anything is written in it (a refused run writes nothing)
+    if lock is None and distributed.is_main():
+        lock = RunLock(run_dir).acquire()
 
     device = select_device(config.device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -135,7 +147,7 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
         torch.manual_seed(derive_seed(config.seed, "train", distributed.rank()))
     if write_config and distributed.is_main():
         write_run_config(config, run_dir)
-    return Run(config, run_dir, task, trainer, held_out)
+    return Run(config, run_dir, task, trainer, held_out, lock)
 
 
 def new_run_name(config: TrainConfig) -> str:
@@ -146,13 +158,14 @@ def new_run_name(config: TrainConfig) -> str:
 
 # What a run writes before its first checkpoint: a run stopped then holds only these, and can be
 # started again under its name (anything else in the folder is the user's and is never removed).
-RUN_FILES = ("config.yaml", "metrics.jsonl", "samples", "tensorboard")
+RUN_FILES = ("config.yaml", "metrics.jsonl", "samples", "tensorboard", LOCK_FILE)
 
 
-def make_run_dir(config: TrainConfig) -> Path:
+def make_run_dir(config: TrainConfig, lock_holder: list | None = None) -> Path:
     """A new run's folder. A default name is made unique by creating the folder atomically (two
     runs started in the same second get two folders); a --name that holds checkpoints is refused
-    (resume it), one that holds only what a run writes before its first checkpoint starts afresh."""
+    (resume it), one that holds only what a run writes before its first checkpoint starts afresh
+    (after taking its lock, put into `lock_holder`: a run still being trained there is refused)."""
     runs = Path(config.runs_dir)
     if config.name is not None:
         run_dir = runs / config.name
@@ -166,9 +179,12 @@ def make_run_dir(config: TrainConfig) -> Path:
             if leftovers or not (run_dir / "config.yaml").is_file():
                 raise GankitError(f"run folder {run_dir} exists and is not empty: choose another --name "
                                   "or remove the folder")
+            lock = RunLock(run_dir).acquire()  # a run still training there is refused, not cleared
+            if lock_holder is not None:
+                lock_holder.append(lock)
             warnings.warn(f"run folder {run_dir} holds a run that stopped before its first checkpoint: "
                           "starting it afresh", stacklevel=2)
-            for name in RUN_FILES:
+            for name in RUN_FILES[:-1]:  # not the lock file: it is held now
                 target = run_dir / name
                 if target.is_dir():
                     shutil.rmtree(target)

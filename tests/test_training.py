@@ -419,3 +419,35 @@ def test_a_full_disk_is_one_line_and_loses_no_checkpoint(tmp_path, monkeypatch, 
     assert not [p for p in (first.run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
     monkeypatch.setattr(torch, "save", real_save)
     assert train(resume=first.run_dir, steps=8).step == 8
+
+
+def test_one_trainer_per_run_folder(tmp_path):
+    """While a run is built or trained its folder is locked: a second trainer (another process
+    here, as a second `--resume` would be) is refused in one line naming the holder, and writes
+    nothing; when the holder ends, even by being killed, the lock is free again."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from gankit.training.lock import RunLock
+
+    first = train(tiny(tmp_path), steps=2, name="locked")
+    config_before = (first.run_dir / "config.yaml").read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from gankit.training.lock import RunLock
+        lock = RunLock({str(first.run_dir)!r}).acquire()
+        print("held", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(GankitError, match=f"is being trained by process {holder.pid} on"):
+            train(resume=first.run_dir, steps=4)
+        assert (first.run_dir / "config.yaml").read_bytes() == config_before
+        assert ckpt.load_checkpoint(first.run_dir)["step"] == 2
+    finally:
+        holder.kill()  # as a crash would: the kernel drops the lock
+        holder.wait()
+    RunLock(first.run_dir).acquire().release()
+    assert train(resume=first.run_dir, steps=4).step == 4
