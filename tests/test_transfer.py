@@ -168,7 +168,8 @@ def test_missing_unknown_and_offline_pretrained_models_are_one_line(registered, 
     line = one_line_error(code, err)
     assert "is not on this machine and there is no network" in line and str(pretrained.cache_dir()) in line
     code, _, err = run_cli(["pretrained", "get", "nope"], capsys)
-    assert "unknown pretrained model 'nope': use one of digits-tiny" in one_line_error(code, err)
+    line = one_line_error(code, err)
+    assert "unknown pretrained model 'nope': use one of" in line and "digits-tiny" in line
     code, _, err = run_cli(["train", "--init-from", "https://example.invalid/x.pt", "--steps", "1"], capsys)
     assert "cannot download https://example.invalid/x.pt: there is no network here" in one_line_error(code, err)
 
