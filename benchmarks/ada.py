@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+from grid import load_results, per_seed, ratio, result_path, spread
+
 ARMS = {
     "none": {"mode": "none"},
     "ada": {"mode": "ada", "pipe": "bgc"},
@@ -86,10 +88,11 @@ def run(arm: str, seed: int, args) -> dict:
         "checkpoint_every": 10**9, "runs_dir": str(out / "runs"),
         "eval": {"every": args.eval_every, "n": 1000, "features": "mnist"},
     })
-    trainer = build_run(config, run_dir=run_dir, data=train_data, held_out=held_out,
-                        extractor=load_feature_extractor("mnist")).trainer
+    run = build_run(config, run_dir=run_dir, data=train_data, held_out=held_out,
+                    extractor=load_feature_extractor("mnist"))
+    trainer = run.trainer
     start = time.perf_counter()
-    result = trainer.train()
+    result = run.train()
     seconds = time.perf_counter() - start
     G = trainer.ema.model
     latents = torch.Generator().manual_seed(1234)
@@ -117,24 +120,6 @@ def run(arm: str, seed: int, args) -> dict:
     }
 
 
-def result_path(out: Path, arm: str, seed: int) -> Path:
-    return out / f"{arm}-seed{seed}.json"
-
-
-def load_results(out: Path) -> dict[str, list[dict]]:
-    by_arm: dict[str, list[dict]] = {}
-    for path in sorted(out.glob("*-seed*.json")):
-        r = json.loads(path.read_text())
-        by_arm.setdefault(r["arm"], []).append(r)
-    return {arm: by_arm[arm] for arm in ARMS if arm in by_arm}
-
-
-def spread(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
 def table(by_arm: dict[str, list[dict]]) -> str:
     """One row per arm. Medians beside means: one collapsed run (KID > 1) would make a mean say
     more about that run than about the arm."""
@@ -144,10 +129,9 @@ def table(by_arm: dict[str, list[dict]]) -> str:
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for arm, runs in by_arm.items():
         kids = [r["kid"] for r in runs]
-        ratio = f"{statistics.median(kids) / baseline:.2f}" if baseline else "-"
         lines.append(
-            f"| {arm} | {len(runs)} | {', '.join(f'{k:.3f}' for k in kids)} | {statistics.median(kids):.3f} | "
-            f"{ratio} | {spread(kids)} | {statistics.median(r['best_eval_kid'] for r in runs):.3f} | "
+            f"| {arm} | {len(runs)} | {per_seed(kids)} | {statistics.median(kids):.3f} | "
+            f"{ratio(kids, baseline)} | {spread(kids)} | {statistics.median(r['best_eval_kid'] for r in runs):.3f} | "
             f"{spread([r['final_p'] for r in runs])} | {spread([r['final_r_t'] for r in runs])} | "
             f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
     return "\n".join(lines)
@@ -224,7 +208,7 @@ def main() -> None:
             for seed in (int(s) for s in args.seeds.split(",")):
                 if not result_path(out, arm, seed).exists():
                     result_path(out, arm, seed).write_text(json.dumps(run(arm, seed, args), indent=1))
-    by_arm = load_results(out)
+    by_arm = load_results(out, ARMS)
     plot(by_arm, out / "ada-curves.png")
     text = table(by_arm)
     (out / "table.md").write_text(text + "\n")

@@ -55,7 +55,7 @@ def domains(size: int):
 
 
 def as_unit(data) -> torch.Tensor:
-    return data.images.float() / 255  # (N, 1, S, S) in [0, 1]
+    return data.pixels().float() / 255  # (N, 1, S, S) in [0, 1]
 
 
 def scores(translate, a, b, labels_a, labels_b, domain_classifier, digits) -> dict:

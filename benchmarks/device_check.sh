@@ -3,15 +3,18 @@
 #
 #   bash benchmarks/device_check.sh            # on a machine with a CUDA GPU, from the repo root
 #
+# 0. `gankit doctor` (run from the source tree, before anything is installed): versions, devices,
+#    bf16/fp16 support, CPU extensions, weights and cache folders -> $OUT/doctor.txt;
 # 1. installs gankit into the machine's Python without touching its torch (--no-deps; the other
 #    dependencies from wheels/ when the machine has no index to download from);
 # 2. runs the CUDA-only tests (pytest -m cuda: precisions, channels_last, determinism and exact
 #    resume on the GPU, every task, augmentation without host syncs);
 # 3. runs the throughput benchmark on the GPU (64 px RGB, batch 128) and a one-GPU torchrun (NCCL).
-# Results go to $OUT (or benchmarks/results/device): test log, throughput JSON, nvidia-smi.
+# Results go to $OUT (or benchmarks/results/device): doctor, test log, throughput JSON, nvidia-smi.
 set -u
 OUT=${OUT:-benchmarks/results/device}
 mkdir -p "$OUT"
+python -m gankit doctor 2>&1 | tee "$OUT/doctor.txt"
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || echo "no nvidia-smi" > "$OUT/nvidia-smi.txt"
 if [ -d wheels ]; then
   python -m pip install -q --no-index --find-links wheels -e . --no-deps

@@ -18,6 +18,7 @@ import json
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -93,7 +94,11 @@ def build_trainer(mode: str, size: int, channels: int, batch: int, tmp: str, dev
                              "update": update, "runs_dir": tmp, "progress": False, "device": device,
                              "augment": {"mode": "none"} if kornia else augment,
                              "compile": mode.endswith("-compile")})
-    trainer = build_run(config, run_dir=tmp, data=synthetic_data(size, channels), write_config=False).trainer
+    # each mode in its own folder: a run folder takes one trainer at a time (RunLock)
+    run_dir = Path(tmp) / mode
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with build_run(config, run_dir=run_dir, data=synthetic_data(size, channels), write_config=False) as run:
+        trainer = run.trainer
     if kornia:
         trainer.ctx.augment = kornia_pipeline(augment["p"])
     return trainer

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+from grid import load_results, per_seed, ratio, result_path
+
 OUT = Path("benchmarks/results/transfer")
 SOURCE_CLASSES, TARGET_CLASSES = range(0, 5), range(5, 10)
 
@@ -76,10 +78,11 @@ def run(arm: str, seed: int, args) -> dict:
         if arm.startswith("freeze"):
             options["freeze_d"] = int(arm.removeprefix("freeze"))
         options, init = resolve_init(options)
-    trainer = build_run(resolve_config(options), init=init, run_dir=run_dir, data=train_data,
-                        held_out=held_out, extractor=load_feature_extractor("mnist")).trainer
+    run = build_run(resolve_config(options), init=init, run_dir=run_dir, data=train_data,
+                    held_out=held_out, extractor=load_feature_extractor("mnist"))
+    trainer = run.trainer
     start = time.perf_counter()
-    result = trainer.train()
+    result = run.train()
     seconds = time.perf_counter() - start
     G = trainer.ema.model
     latents = torch.Generator().manual_seed(1234)
@@ -113,14 +116,13 @@ def table(by_arm: dict[str, list[dict]]) -> str:
         kids = [r["kid"] for r in runs]
         reach = [seconds_to_reach(r["curve"], scratch) for r in runs] if scratch is not None else []
         reached = [s for s in reach if s is not None]
-        ratio = f"{statistics.median(kids) / scratch:.2f}" if scratch else "-"
         reach_text = f"{statistics.median(reached):.0f} ({len(reached)} of {len(runs)} seeds)" if reached else "-"
         copies = [r["memorisation"] for r in runs if "memorisation" in r]
         ratios = "; ".join(f"{statistics.median(c[m]['ratio'] for c in copies):.2f}"
                            for m in ("l1", "features") if copies and all(m in c for c in copies)) or "-"
         flagged = (f"{sum(len(c['l1']['flagged']) for c in copies)} of {64 * len(copies)}" if copies else "-")
-        lines.append(f"| {arm} | {len(runs)} | {', '.join(f'{k:.3f}' for k in kids)} | "
-                     f"{statistics.median(kids):.3f} | {ratio} | {reach_text} | {ratios} | {flagged} |")
+        lines.append(f"| {arm} | {len(runs)} | {per_seed(kids)} | "
+                     f"{statistics.median(kids):.3f} | {ratio(kids, scratch)} | {reach_text} | {ratios} | {flagged} |")
     return "\n".join(lines)
 
 
@@ -166,14 +168,10 @@ def main() -> None:
             [] if args.table_only else [(a, s) for s in args.seeds.split(",") for a in args.arms.split(",")])
     for arm, seed in jobs:
         result = run(arm, int(seed), args)
-        (out / f"{arm}-seed{seed}.json").write_text(json.dumps(result, indent=1))
+        result_path(out, arm, int(seed)).write_text(json.dumps(result, indent=1))
         print(f"{arm} seed {seed}: KID {result['kid']:.4f} after {result['steps']} steps in {result['seconds']:.0f} s")
-    by_arm: dict[str, list[dict]] = {}
-    for path in sorted(out.glob("*-seed*.json")):
-        r = json.loads(path.read_text())
-        by_arm.setdefault(r["arm"], []).append(r)
-    order = ["scratch", "finetune"] + sorted(a for a in by_arm if a.startswith("freeze"))
-    by_arm = {arm: by_arm[arm] for arm in order if arm in by_arm}
+    found = load_results(out)
+    by_arm = load_results(out, ["scratch", "finetune"] + sorted(a for a in found if a.startswith("freeze")))
     if by_arm:
         plot(by_arm, out / "transfer-curves.png")
         text = table(by_arm)

@@ -136,7 +136,7 @@ def run(key: str, name: str, source: str, overrides: dict, changed: str, data, c
         built = build_run(config, run_dir=run_dir, data=data)
     trainer, num_classes = built.trainer, built.task.num_classes
     start = time.perf_counter()
-    result = trainer.train()
+    result = built.train()
     seconds = time.perf_counter() - start
     G = trainer.ema.model.eval()
     best_step = None
@@ -181,7 +181,7 @@ def run(key: str, name: str, source: str, overrides: dict, changed: str, data, c
 def real_reference(data, classifier) -> dict:
     """The classifier's coverage and confidence on the training digits themselves: the ceiling
     a generator's columns are read against (no KID: these are the images KID compares with)."""
-    images = data.images[:2000].float().div(255)
+    images = data.pixels()[:2000].float().div(255)
     probs = torch.cat([classifier.classifier(classifier.prepare(x)).softmax(1) for x in images.split(500)])
     share = torch.bincount(probs.argmax(1), minlength=10).float() / len(probs)
     return {"coverage": int((share >= 0.025).sum()), "confident": float((probs.max(1).values > 0.9).float().mean())}

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 from pathlib import Path
@@ -25,7 +26,7 @@ from .export import Exported, export
 from .generator import LoadedGenerator, load_generator
 from .metrics.checkpoint import evaluate_checkpoint
 from .resolve import complete_bounds, resolve_config, validate
-from .run import build_run
+from .run import build_run, write_run_config
 from .training import checkpoint as ckpt
 from .training import distributed
 from .training.trainer import TrainResult
@@ -35,7 +36,14 @@ from .translator import Translator, load_translator, translate_folder
 # what one step computes. Anything else would silently make a different run.
 RESUMABLE = {"steps", "epochs", "time_budget", "sample_every", "checkpoint_every",
              "keep_checkpoints", "log_every", "progress", "device", "guard_patience", "max_rollbacks",
-             "runs_dir"}
+             "runs_dir", "data.workers"}
+
+
+def _fixed_part(section: str, values):
+    """A section's options without those that may change on resume (`section.option` in RESUMABLE)."""
+    if not isinstance(values, dict):
+        return values
+    return {k: v for k, v in values.items() if f"{section}.{k}" not in RESUMABLE}
 
 
 def _absolute_paths(options: dict) -> dict:
@@ -83,7 +91,8 @@ def train(config: TrainConfig | dict | None = None, *, resume: str | Path | None
 def plan(config: TrainConfig | dict | None = None, **overrides) -> dict:
     """What `train` would do, without doing it (`gankit train --dry-run`): the options resolved
     and checked as train checks them (a fine-tuning source is read), the nets built on the meta
-    device, no data decoded, nothing written. -> {"config": the resolved config as a dict,
+    device and shaped by the data's channels and classes (read from file headers; eight images of
+    a shipped built-in), nothing written. -> {"config": the resolved config as a dict,
     "parameters": {"G": n, "D": n}, "recipe", "task"}."""
     import torch
 
@@ -98,37 +107,38 @@ def plan(config: TrainConfig | dict | None = None, **overrides) -> dict:
 
         options, _ = resolve_init(options)
     config = complete_bounds(resolve_config(_absolute_paths(options)))
-    from .data import check_source
+    from .data import check_source, peek
 
     check_source(config.data.source)
     check_source(config.data.source_b, "the second domain's data")
+    spec = task_of(config.recipe).data_spec(config)
+    channels, classes = peek(config.data)
+    if config.data.source_b:  # two domains: RGB if either is (as load_unpaired)
+        other, _ = peek(dataclasses.replace(config.data, source=config.data.source_b, source_b=None))
+        channels = config.data.channels or (max(channels, other) if channels and other else None)
+    config.data.channels = channels or config.data.channels  # as build_run records what "auto" resolved to
+    spec = dataclasses.replace(spec, channels=channels or spec.channels,
+                               num_classes=classes if spec.num_classes and classes else spec.num_classes)
     with torch.device("meta"):  # shapes only: no memory, no time
-        G, D = get_recipe(config.recipe).make(config.model, task_of(config.recipe).data_spec(config))
+        G, D = get_recipe(config.recipe).make(config.model, spec)
     count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
     return {"config": to_dict(config), "parameters": {"G": count(G), "D": count(D)},
             "recipe": config.recipe, "task": get_recipe(config.recipe).task}
 
 
-def _loadable_checkpoint(path: Path) -> tuple[Path, dict]:
-    """(checkpoint, its state): a file as given, or a run folder's newest checkpoint that loads;
-    damaged newer ones are moved to checkpoints/damaged/ with a warning saying why."""
+def _loadable_checkpoint(path: Path) -> tuple[Path, dict, list[tuple[Path, str]]]:
+    """(checkpoint, its state, the damaged newer ones skipped and why): a file as given, or a run
+    folder's newest checkpoint that loads. Nothing is moved here: the resume may yet be refused."""
     if not path.is_dir():
         checkpoint_file = ckpt.resolve_checkpoint(path)
-        return checkpoint_file, ckpt.load_checkpoint(checkpoint_file)
+        return checkpoint_file, ckpt.load_checkpoint(checkpoint_file), []
     ckpt.resolve_checkpoint(path)  # none at all: the one-line error
     skipped = []
     for candidate in reversed(ckpt.list_checkpoints(path)):
         try:
-            state = ckpt.load_checkpoint(candidate)
+            return candidate, ckpt.load_checkpoint(candidate), skipped
         except GankitError as err:
             skipped.append((candidate, str(err)))
-            continue
-        if skipped:
-            ckpt.set_aside([c for c, _ in skipped], "damaged")
-            warnings.warn("skipped damaged checkpoints (moved to checkpoints/damaged/): "
-                          + "; ".join(f"{c.name}: {why.split('(', 1)[-1].split(')')[0]}" for c, why in skipped),
-                          stacklevel=3)
-        return candidate, state
     raise GankitError(f"no checkpoint of {path} can be read (the newest: {skipped[0][1]}); the run cannot "
                       "continue: start it again")
 
@@ -148,14 +158,14 @@ def _resume(path: str | Path, options: dict) -> TrainResult:
 
 
 def _resume_locked(path: Path, options: dict, lock) -> TrainResult:
-    checkpoint_file, state = _loadable_checkpoint(path)
+    checkpoint_file, state, damaged = _loadable_checkpoint(path)
     in_run = checkpoint_file.parent.name == ckpt.CHECKPOINT_DIR
     run_dir = checkpoint_file.parent.parent if in_run else None
     saved = upgrade_saved_config(state["config"])
     options = _absolute_paths(options)  # paths given now are relative to this directory
     for key, value in options.items():
         changed = merge(saved[key], value) if isinstance(value, dict) and key in saved else value
-        if key not in RESUMABLE and saved.get(key) != changed:
+        if key not in RESUMABLE and _fixed_part(key, saved.get(key)) != _fixed_part(key, changed):
             raise GankitError(
                 f"option {key} cannot change when resuming (the run used {saved.get(key)!r}): "
                 "drop it, or start a new run without --resume"
@@ -164,14 +174,24 @@ def _resume_locked(path: Path, options: dict, lock) -> TrainResult:
     validate(config)
     if run_dir is None:  # a checkpoint file from elsewhere: continue it in a new run folder
         config.name = None
-    else:  # checked and about to train: now the folder may change
+    # build_run refuses a finished run before it writes anything; a refused resume writes nothing
+    run = build_run(config, state=state, run_dir=run_dir, lock=lock if run_dir is not None else None,
+                    write_config=False)
+    if run_dir is not None:  # checked and about to train: now the folder may change
+        if damaged:
+            ckpt.set_aside([c for c, _ in damaged], "damaged")
+            warnings.warn("skipped damaged checkpoints (moved to checkpoints/damaged/): "
+                          + "; ".join(f"{c.name}: {why.split('(', 1)[-1].split(')')[0]}" for c, why in damaged),
+                          stacklevel=3)
         ckpt.remove_stale_temporaries(run_dir)  # half-written saves of killed runs
         newer = [p for p in ckpt.list_checkpoints(run_dir) if ckpt.step_of(p) > int(state["step"])]
         if newer:  # continuing an earlier checkpoint: the newer ones are kept, out of the way
             kept = ckpt.set_aside(newer, "set-aside")
             warnings.warn(f"continuing from {checkpoint_file.name}: the newer {', '.join(p.name for p in newer)} "
                           f"moved to {kept[0].parent}", stacklevel=3)
-    return build_run(config, state=state, run_dir=run_dir, lock=lock if run_dir is not None else None).train()
+    if distributed.is_main():
+        write_run_config(config, run.run_dir)
+    return run.train()
 
 
 __all__ = ["train", "load_generator", "load_translator", "translate_folder", "evaluate_checkpoint",

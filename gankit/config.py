@@ -54,7 +54,8 @@ class DataConfig:
     bbox_padding: float = 0.25  # the square crop is the box's longer side times (1 + padding)
     root: str | None = option(None, "Where torchvision datasets are kept / downloaded.", flag="--data-root")
     download: bool = True  # torchvision datasets: download when not on disk and a network exists
-    cache: bool = True  # folders: keep decoded images in an on-disk cache keyed by their content
+    cache: bool = True  # folders: keep decoded images in an on-disk, memory-mapped store keyed by their content
+    workers: int | None = None  # folders: processes that decode the images (None: one per CPU, at most 8); pixels do not depend on it
     limit: int | None = option(None, "Use only this many images (built-ins: after their fixed shuffle; folders: the first in path order).")
 
 
@@ -161,7 +162,7 @@ class TrainConfig:
     ema_decay: float = option(0.99, "EMA decay of G's weights per step; every sample comes from the EMA G (keras GAN-ADA: 0.99). Unused when --ema-kimg is set.")
     ema_kimg: float | None = option(None, "Half-life of G's EMA in thousands of images (StyleGAN2-ADA's ema_kimg); -1: its auto value, 10 x batch / 32; unset: the per-step --ema-decay.", flag="--ema-kimg")
     ema_rampup: float | None = option(None, "EMA ramp-up: the half-life is at most this share of the images seen so far (StyleGAN2-ADA's auto config: 0.05).", flag="--ema-rampup")
-    sample_every: int = option(500, "Steps between sample grids of fixed latents.")
+    sample_every: int = option(500, "Steps between sample pictures (grids of fixed latents; translators: sheets of fixed inputs).")
     checkpoint_every: int = option(1000, "Steps between checkpoints (one is always written at the end).")
     keep_checkpoints: int = option(3, "Checkpoints to keep (older ones are deleted).", flag="--keep")
     log_every: int = 10  # steps between scalar logs (TensorBoard, metrics.jsonl)
@@ -267,10 +268,20 @@ def load_yaml(path: str | Path) -> dict:
         raise GankitError(f"config file {path} not found: give the path of a YAML preset")
     try:
         values = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError:
+        raise GankitError(f"config file {path} is not text: give a YAML file of `option: value` lines") from None
     except yaml.YAMLError as err:
-        raise GankitError(f"config file {path} is not valid YAML ({err}); fix the file") from None
+        # PyYAML's own message spans several lines (the context, the offending line, a caret):
+        # keep its one-line problem and where it is
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise GankitError(f"config file {path} is not valid YAML{where} ({problem}): fix it there (options are "
+                          "`name: value` lines, a section's options indented under `section:`)") from None
     if not isinstance(values, dict):
-        raise GankitError(f"config file {path} must hold a mapping of options")
+        kind = "a list" if isinstance(values, list) else "a single value"
+        raise GankitError(f"config file {path} holds {kind}, not options: write one `name: value` line per "
+                          "option (e.g. `batch: 64`)")
     return values
 
 

@@ -105,6 +105,11 @@ class Growing(Protocol):
         """Full-size reals (B, C, S, S) as G currently draws (during a fade, the same blend)."""
         ...
 
+    @property
+    def phase(self) -> tuple[int, float]:
+        """(the resolution drawn now, the newest block's weight alpha in (0, 1]): for the logs."""
+        ...
+
 
 @runtime_checkable
 class ImageTranslator(Protocol):

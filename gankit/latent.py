@@ -314,3 +314,91 @@ def style_mix_grid(G: torch.nn.Module, rows: int = 4, cols: int = 4, seed: int |
     top = torch.cat([blank, col_images])  # (cols + 1, C, H, W)
     body = torch.cat([row_images.unsqueeze(1), cells], dim=1)  # (rows, cols + 1, C, H, W)
     return torch.cat([top, body.flatten(0, 1)])
+
+
+# ---- latents saved in files (what `gankit project` and `gankit edit --save-latent` write) -------
+
+def _read_npz(path) -> dict:
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {key: f[key] for key in f.files}
+    except (OSError, ValueError) as err:
+        raise GankitError(f"cannot read latents from {path} ({str(err).splitlines()[0][:100]}): give an .npz "
+                          "that `gankit project` or `gankit edit --save-latent` wrote") from None
+
+
+def file_latents(G: torch.nn.Module, path) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The latents of one .npz, in the space G draws from: ws (B, num_ws, w_dim) for a style
+    generator (load_ws: ws, w or z), else (z (B, latent_dim), labels (B,) or None)."""
+    if is_style_generator(G):
+        return load_ws(G, path), None
+    arrays = _read_npz(path)
+    z = arrays.get("z")
+    if z is None or z.ndim != 2 or z.shape[1] != G.latent_dim:
+        found = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items()) or "nothing"
+        raise GankitError(f"{path} holds {found}: this generator draws from z (B, {G.latent_dim}); give "
+                          "latents that `gankit project` wrote for it")
+    labels = arrays.get("labels")
+    if G.num_classes and labels is None:
+        raise GankitError(f"{path}: this generator is conditional; add labels (B,) beside z")
+    return torch.as_tensor(z).float(), None if labels is None else torch.as_tensor(labels).long()
+
+
+@torch.no_grad()
+def render_files(G: torch.nn.Module, paths: list, psi: float = 1.0) -> torch.Tensor:
+    """The images of every latent in the .npz files, in order: (N, C, H, W) in [0, 1]. A file of
+    one projected image with its noise maps (noise0, noise1, ...) is drawn with them, so it shows
+    the reconstruction `gankit project` saved; other latents use G's fixed noise."""
+    from .nn.equalized import NoiseInjection
+
+    psi = check_psi(psi, G)
+    device = model_device(G)
+    out = []
+    for path in paths:
+        latents, labels = file_latents(G, path)
+        if not is_style_generator(G):
+            out.append(_batched(lambda z, y: raw_images(G, z, y, psi), G, latents, labels))
+            continue
+        if psi != 1.0:
+            w_avg = G.w_avg.to(device)
+            latents = truncate(latents.to(device), w_avg, psi).cpu()
+        layers = [m for m in G.modules() if isinstance(m, NoiseInjection)]
+        arrays = _read_npz(path)
+        maps = [arrays.get(f"noise{i}") for i in range(len(layers))]
+        own = len(latents) == 1 and all(m is not None and tuple(m.shape) == tuple(layer.fixed_noise.shape)
+                                         for m, layer in zip(maps, layers))
+        kept = [layer.fixed_noise for layer in layers]
+        try:
+            if own:
+                for layer, m in zip(layers, maps):
+                    layer.fixed_noise = torch.as_tensor(m).to(device, layer.fixed_noise.dtype)
+            out.append(_batched(lambda ws: G.synthesis(ws), G, latents))
+        finally:
+            for layer, noise in zip(layers, kept):
+                layer.fixed_noise = noise
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def walk_through_files(G: torch.nn.Module, paths: list, frames_per_segment: int = 16,
+                       batch_size: int = 64) -> torch.Tensor:
+    """A looping walk through the latents of the .npz files, in order (e.g. projected photos):
+    (keyframes * frames_per_segment, C, H, W) in [0, 1]. Per-layer ws are lerped (style
+    generators, drawn with G's fixed noise), z is slerped."""
+    if frames_per_segment < 1:
+        raise GankitError(f"--frames {frames_per_segment}: use at least 1 frame per keyframe")
+    found = [file_latents(G, path) for path in paths]
+    keys = torch.cat([latents for latents, _ in found])
+    if len(keys) < 2:
+        raise GankitError("a walk needs at least two latents: give two or more --through files (or one holding several)")
+    if is_style_generator(G):
+        path = loop_path(keys.flatten(1), frames_per_segment, lerp).view(-1, *keys.shape[1:])  # (frames, num_ws, w_dim)
+        return _batched(lambda ws: G.synthesis(ws), G, path, batch_size=batch_size)
+    labels = [labels for _, labels in found]
+    if G.num_classes and len({int(y) for part in labels for y in part}) > 1:
+        raise GankitError("the --through latents are of different classes: a walk stays in one class")
+    path = loop_path(keys, frames_per_segment, slerp)
+    y = None if not G.num_classes else labels[0][:1].expand(len(path))
+    return _batched(lambda z, lab: raw_images(G, z, lab, 1.0), G, path, y, batch_size=batch_size)

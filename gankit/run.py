@@ -36,7 +36,7 @@ from .training.guard import StepGuard
 from .training.lock import LOCK_FILE, RunLock
 from .training.optim import make_optimizer
 from .training.step import Objective, StepContext
-from .training.trainer import TrainResult, Trainer
+from .training.trainer import TrainResult, Trainer, check_unfinished
 from .training.updates import UPDATES
 from .variants import get_recipe
 
@@ -54,8 +54,18 @@ class Run:
         try:
             return self.trainer.train()
         finally:
-            if self.lock is not None:
-                self.lock.release()
+            self.close()
+
+    def close(self) -> None:
+        """Let another trainer have the run folder (train() does this when it ends)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | None = None,
@@ -84,6 +94,8 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
             # the split depends only on the data: a resumed run holds out the same images
             data, held_out = data.split(config.eval.holdout, seed=0)
     config.data.channels = data.channels  # record what "auto" resolved to
+    if state is not None:  # a finished run is refused before its folder changes: it writes nothing
+        check_unfinished(config, UPDATES.get(config.update), len(data), int(state["step"]))
     held: list = []
     if run_dir is None:  # rank 0 names and makes the run folder; the other ranks use the same one
         run_dir = distributed.broadcast_object(str(make_run_dir(config, held)) if distributed.is_main() else None)
@@ -176,7 +188,10 @@ def make_run_dir(config: TrainConfig, lock_holder: list | None = None) -> Path:
             )
         if run_dir.exists() and any(run_dir.iterdir()):
             leftovers = [p for p in run_dir.iterdir() if p.name not in RUN_FILES and p.name != "checkpoints"]
-            if leftovers or not (run_dir / "config.yaml").is_file():
+            # gankit's: a config.yaml, or only the lock (stopped while the run was built: the lock
+            # is taken before anything else is written)
+            only_lock = [p.name for p in run_dir.iterdir()] == [LOCK_FILE]
+            if leftovers or not ((run_dir / "config.yaml").is_file() or only_lock):
                 raise GankitError(f"run folder {run_dir} exists and is not empty: choose another --name "
                                   "or remove the folder")
             lock = RunLock(run_dir).acquire()  # a run still training there is refused, not cleared

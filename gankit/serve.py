@@ -44,8 +44,8 @@ def _gradio():
 
 
 def load_model(source: str | Path):
-    """(kind, model): "translator" and a Translator for CycleGAN / pix2pix runs, else
-    "generator" and a LoadedGenerator. Any other source is one GankitError line."""
+    """(kind, model, best KID or None): "translator" and a Translator for CycleGAN / pix2pix runs,
+    else "generator" and a LoadedGenerator. Any other source is one GankitError line."""
     from .config import TrainConfig, from_dict, upgrade_saved_config
     from .generator import load_generator
     from .pretrained import source_file
@@ -57,7 +57,7 @@ def load_model(source: str | Path):
     state = ckpt.load_checkpoint(path)
     config = from_dict(TrainConfig, upgrade_saved_config(state["config"]), "checkpoint config")
     if get_recipe(config.recipe).task in ("unpaired", "paired"):
-        return "translator", load_translator(path)
+        return "translator", load_translator(path), state.get("best_kid")
     return "generator", load_generator(path), state.get("best_kid")
 
 
@@ -158,8 +158,7 @@ def progress_animation_of(source: str | Path) -> str | None:
 def build_page(source: str | Path):
     """The page for `source` (a run folder, a checkpoint or a pretrained name), as a gr.Blocks."""
     gr = _gradio()
-    loaded = load_model(source)
-    kind, model = loaded[0], loaded[1]
+    kind, model, best_kid = load_model(source)
     handlers = Handlers(model, kind)
 
     def on_page(fn):
@@ -172,7 +171,7 @@ def build_page(source: str | Path):
         return wrapped
 
     with gr.Blocks(title=f"gankit: {Path(str(source)).name}") as page:
-        gr.Markdown(f"# gankit · {Path(str(source)).name}\n" + facts(kind, model, loaded[2] if len(loaded) > 2 else None))
+        gr.Markdown(f"# gankit · {Path(str(source)).name}\n" + facts(kind, model, best_kid))
         if kind == "generator":
             classes = [""] + (list(model.class_names) if model.num_classes else [])  # "": random classes
             with gr.Tab("Samples"):

@@ -16,14 +16,18 @@ has one to four of them), so run it on a quiet machine. The fast suite dry-runs 
     python scripts/run_tutorials.py                     # every chapter (10-30 minutes each)
     python scripts/run_tutorials.py --dry-run           # trains with --dry-run only: seconds
 
-Commands on a torchvision dataset (`--data fashion-mnist`, ...) need a download the first time;
-they are skipped unless `--with-downloads` is given.
+Commands on a torchvision dataset (`--data fashion-mnist`, ...) need a download the first time,
+and so does `gankit stylize` without `--random-weights` while the ImageNet VGG19 weights are not on
+the machine; they are skipped unless `--with-downloads` is given. Pictures a chapter's commands
+read (`gankit stylize astronaut.jpg coffee.jpg ...`) ship in its assets folder, as the page shows
+them for the reader to save; they are copied into the scratch folder before the commands run.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import re
 import shlex
 import shutil
@@ -123,7 +127,14 @@ def shown_pictures(page: Path) -> set[str]:
 
 
 def needs_download(words: list[str]) -> bool:
-    """Whether the command trains on a torchvision dataset (fetched on first use)."""
+    """Whether the command trains on a torchvision dataset (fetched on first use), or stylizes with
+    ImageNet VGG19 weights that are not on this machine (downloaded on first use)."""
+    if words[1:2] == ["stylize"]:
+        if "--random-weights" in words or option(words, "--weights"):
+            return False
+        from gankit.style_transfer import VGG19_ENV, vgg19_hub_path
+
+        return not (os.environ.get(VGG19_ENV) or vgg19_hub_path().is_file())
     source = option(words, "--data")
     if source is None:
         return False
@@ -132,6 +143,15 @@ def needs_download(words: list[str]) -> bool:
     if source not in DATASETS.names():
         return False
     return DATASETS.get(source).__module__.endswith("torchvision_sets")
+
+
+def input_pictures(name: str, words: list[str]) -> list[Path]:
+    """The pictures of a chapter's assets that a command reads: bare file names among its words
+    (not its --out) that docs/tutorials/assets/<chapter>/ holds, such as stylize's content and style."""
+    out = option(words, "--out")
+    return [ASSETS / name / word for word in words[1:]
+            if not word.startswith("-") and "/" not in word and word != out
+            and Path(word).suffix in PICTURE_SUFFIXES + (".jpeg", ".webp") and (ASSETS / name / word).is_file()]
 
 
 # ---- running them ------------------------------------------------------------------------------
@@ -153,6 +173,8 @@ def run_chapter(page: Path, args) -> list[str]:
         if skipped_runs.intersection(words):
             print(f"   skipped (its run was skipped): {command}", flush=True)
             continue
+        for picture in input_pictures(name, words):  # as the reader saved them from the page
+            shutil.copyfile(picture, scratch / picture.name)
         argv = words[1:]
         if args.dry_run:
             if argv[0] != "train":

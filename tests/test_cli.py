@@ -216,3 +216,76 @@ def test_train_dry_run_checks_everything_and_writes_nothing(tmp_path, capsys):
     assert "neither a built-in dataset" in one_line_error(code, err)
     code, _, err = run_cli(["train", "--recipe", "mlp", "--freeze-d", "99", "--dry-run"], capsys)
     assert "--freeze-d 99" in one_line_error(code, err)
+
+
+def test_translate_train_dry_run_and_its_help_show_the_translators_own_defaults(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    code, out, err = run_cli(["translate", "train", "--a", "digits-a", "--b", "digits-b", "--size", "16", "--tiny",
+                              "--runs-dir", runs, "--dry-run"], capsys)
+    assert code == 0, err
+    assert "# dry run: cyclegan (unpaired)" in out and "batch: 1\n" in out and not runs.exists()
+    code, out, err = run_cli(["translate", "train", "--paired", "--a", "digits-edges", "--dry-run",
+                              "--resume", tmp_path], capsys)
+    assert "--dry-run checks a new run" in one_line_error(code, err)
+    code, out, _ = run_cli(["translate", "train", "--help"], capsys)
+    assert code == 0 and "[default: 1]" in " ".join(out.split()) and "128" not in out
+
+
+def _folder_of(tmp_path, modes: dict[str, str]) -> str:
+    """A folder of 8x8 images, one per {relative path: PIL mode}."""
+    for name, mode in modes.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new(mode, (8, 8), 90 if mode == "L" else (90, 20, 200)).save(tmp_path / name)
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("options", [
+    {"recipe": "mlp", "data": {"source": "digits"}},                   # a grey built-in
+    {"recipe": "cgan", "data": {"source": "digits"}},                  # and its 10 classes
+    {"recipe": "dcgan", "data": {"source": "grey"}},                   # a folder of grey files
+    {"recipe": "dcgan", "data": {"source": "mixed"}},                  # one colour file: RGB
+    {"recipe": "cgan", "data": {"source": "classes", "labels": True}},  # 3 sub-folders, 3 classes
+    {"recipe": "cyclegan", "data": {"source": "digits-a", "source_b": "digits-b"}},  # grey domains
+    {"recipe": "pix2pix", "data": {"source": "digits-edges"}},            # grey pairs
+])
+def test_a_dry_run_sizes_the_nets_as_the_real_run_does(tmp_path, options):
+    """The sizes a dry run prints come from nets shaped by the data's own channels and classes
+    (read from headers, not decoded): the same as the nets a real run builds."""
+    from gankit.api import plan
+    from gankit.resolve import resolve_config
+    from gankit.tasks import task_of
+    from gankit.variants import get_recipe
+
+    folders = {"grey": {"a.png": "L", "b.png": "L"}, "mixed": {"a.png": "L", "b.png": "RGB"},
+               "classes": {"x/a.png": "L", "y/b.png": "L", "z/c.png": "L"}}
+    source = options["data"]["source"]
+    if source in folders:
+        options["data"]["source"] = _folder_of(tmp_path / source, folders[source])
+    options = {**options, "data": {**options["data"], "size": 16}, "runs_dir": str(tmp_path / "runs"),
+               "model": dict(get_recipe(options["recipe"]).tiny)}
+    config = resolve_config(options)
+    data = task_of(config.recipe).load_data(config.data, progress=False)
+    G, D = get_recipe(config.recipe).make(config.model, task_of(config.recipe).data_spec(config, data))
+    planned = plan(options)
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert planned["parameters"] == {"G": count(G), "D": count(D)}
+    assert planned["config"]["data"]["channels"] == data.channels
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("batch: 8\nsteps: [1, 2\nlr_g: 3\n", r"bad\.yaml is not valid YAML at line 3, column 5 \(expected ',' or ']'"),
+    ("batch: 8\n  steps: 3\n", r"bad\.yaml is not valid YAML at line 2, column 8 \(mapping values are not allowed"),
+    ("batch:\t8\n", r"bad\.yaml is not valid YAML at line 1, column 7 \(found character '\\t'"),
+    ("- batch\n- 8\n", r"bad\.yaml holds a list, not options: write one `name: value` line"),
+])
+def test_a_malformed_preset_is_one_line_naming_the_file_and_the_place(tmp_path, cli, text, expected):
+    import re
+
+    preset = tmp_path / "bad.yaml"
+    preset.write_text(text)
+    for extra in ([], ["--dry-run"]):
+        code, _, err = cli(["train", "--config", preset, "--steps", "1", "--runs-dir", tmp_path / "runs", *extra])
+        line = one_line_error(code, err)
+        assert code == 2 and line.startswith(f"error: config file {preset}") and re.search(expected, line), line
+    assert not (tmp_path / "runs").exists()

@@ -35,6 +35,13 @@ TRAIN = [(page, command) for page, command in COMMANDS if shlex.split(command)[1
 OTHER = [(page, command) for page, command in COMMANDS if shlex.split(command)[1:2] != ["train"]]
 
 
+def _trains(command: str) -> bool:
+    """Whether a command trains a run: `gankit train`, or `gankit translate train` (which has no
+    --dry-run, so it is checked with the other commands, by its options)."""
+    words = shlex.split(command)[1:]
+    return words[:1] == ["train"] or words[:2] == ["translate", "train"]
+
+
 def _id(case) -> str:
     page, command = case
     return f"{page.relative_to(tutorials.TUTORIALS).as_posix()}: {command}"
@@ -60,8 +67,8 @@ def test_the_tutorials_have_commands_to_check():
     assert ALL_PAGES, "no pages under docs/tutorials/"
     for page in tutorials.pages("en"):
         if page.name != "index.md":
-            assert any(shlex.split(c)[1] == "train" for c in tutorials.page_commands(page)), \
-                f"{page} shows no `gankit train` command in a ```bash block"
+            assert any(_trains(c) for c in tutorials.page_commands(page)), \
+                f"{page} shows no `gankit train` (or `gankit translate train`) command in a ```bash block"
 
 
 # ---- every command runs --------------------------------------------------------------------------
@@ -112,11 +119,12 @@ def test_other_command_exists_with_these_options(case, capsys):
                              f"not an option of `gankit {' '.join(path)}`")
     earlier = tutorials.page_commands(page)
     trained = {tutorials.option(shlex.split(c), "--name")
-               for c in earlier[:earlier.index(command)] if shlex.split(c)[1] == "train"}
+               for c in earlier[:earlier.index(command)] if _trains(c)}
     runs = [w for w in words[1 + len(path):] if w.startswith("runs/")]
     for run in runs:
         assert run.split("/")[1] in trained, (f"{page}: `{command}` reads {run}, which no "
-                                              f"`gankit train --name` before it on the page makes")
+                                              f"`gankit train --name` (or `translate train --name`) before it "
+                                              f"on the page makes")
 
 
 # ---- both languages, the same commands and pictures ----------------------------------------------

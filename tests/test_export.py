@@ -21,9 +21,7 @@ ATOL = 1e-4
 BATCHES = (1, 5)  # neither is the batch the files were captured with (2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    pass
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,7 @@ from gankit.projection import learning_rate, noise_regularisation, project
 from helpers import one_line_error, run_cli, tiny_options
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    pass
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +87,52 @@ def test_cli_project_writes_latents_reconstructions_and_the_search(runs, tmp_pat
     code, _, err = run_cli(["edit", runs["stylegan"], "--directions", tmp_path / "d.npz", "--latent",
                             tmp_path / "proj" / "digit.npz", "--out", tmp_path / "e.png"], capsys)
     assert code == 0, err
+
+
+@pytest.mark.parametrize("recipe", ["stylegan", "dcgan"])
+def test_projected_latents_are_drawn_again_and_walked_between(runs, tmp_path, capsys, recipe):
+    """`sample --latents` draws a projected photo as `project` reconstructed it (a style G with
+    the photo's own noise maps, bit for bit); `interpolate --through` walks from one projected
+    photo to the other and back, its keyframes being their latents."""
+    from gankit.latent import render_files, walk_through_files
+    from gankit.visualize import to_unit_range
+
+    G = load_generator(runs[recipe])
+    files = []
+    for seed in (7, 8):
+        picture = tmp_path / f"digit{seed}.png"
+        Image.fromarray((G.sample(1, seed=seed)[0, 0].numpy() * 255).astype(np.uint8)).save(picture)
+        files.append(picture)
+    code, _, err = run_cli(["project", runs[recipe], *files, "--out", tmp_path / "proj", "--steps", "20",
+                            "--no-progress", "--distance", "features", "--video", "none"], capsys)
+    assert code == 0, err
+    latents = [tmp_path / "proj" / f"digit{seed}.npz" for seed in (7, 8)]
+    drawn = render_files(G.module, latents)
+    assert drawn.shape == (2, 1, 16, 16)
+    with np.load(latents[0]) as f, torch.no_grad():
+        if recipe == "stylegan":  # drawn with the photo's noise maps, not G's fixed ones
+            assert any(k.startswith("noise") for k in f.files)
+            first = to_unit_range(G.module.synthesis(torch.from_numpy(f["ws"])), G.module.output_range)
+            assert not torch.allclose(first, drawn[:1], atol=1e-4)
+        else:
+            first = G.generate(torch.from_numpy(f["z"]))
+            assert torch.allclose(first, drawn[:1], atol=1e-6)
+    walk = walk_through_files(G.module, latents, frames_per_segment=4)
+    assert walk.shape == (8, 1, 16, 16)
+    assert torch.allclose(walk[0], first[0], atol=1e-5)  # the walk starts at the first latent (G's noise)
+    assert not torch.allclose(walk[4], walk[0], atol=1e-4)  # and passes through the second
+    code, out, err = run_cli(["sample", runs[recipe], "--latents", latents[0], "--latents", latents[1],
+                              "--out", tmp_path / "again.npz"], capsys)
+    assert code == 0 and "wrote 2 samples" in out, err
+    with np.load(tmp_path / "again.npz") as f:
+        assert np.abs(f["images"][..., 0] / 255.0 - drawn[:, 0].numpy()).max() <= 1 / 255 + 1e-6
+    code, out, err = run_cli(["interpolate", runs[recipe], "--through", latents[0], "--through", latents[1],
+                              "--frames", "4", "--out", tmp_path / "walk.gif"], capsys)
+    assert code == 0 and "wrote 8 frames (2 keyframes)" in out, err
+    code, _, err = run_cli(["interpolate", runs[recipe], "--through", latents[0], "--out", tmp_path / "w.gif"], capsys)
+    assert "at least two latents" in one_line_error(code, err)
+    code, _, err = run_cli(["sample", runs[recipe], "--latents", tmp_path / "digit7.png", "--out", tmp_path / "x.png"], capsys)
+    assert "cannot read latents" in one_line_error(code, err)
 
 
 def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path, capsys):

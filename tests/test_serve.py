@@ -57,7 +57,7 @@ def test_sample_handlers_follow_the_seed_the_class_and_truncation(runs):
 
 
 def test_translate_handler_prepares_uploads_and_refuses_bad_ones(runs):
-    kind, model = load_model(runs["pix2pix"])[:2]
+    kind, model, _ = load_model(runs["pix2pix"])
     page = Handlers(model, kind)
     out = page.translate(Image.new("RGB", (40, 30), (200, 10, 10)))
     assert out.size == (16, 16)

@@ -212,6 +212,10 @@ def test_progan_grows_during_training_and_resumes_mid_phase_exactly(tmp_path):
     for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng"):
         assert_same_tensors(full[key], resumed[key], key)
     assert int(full["G"]["level"]) == 2  # growing into 16x16 by 72 images
+    # the growing can be followed in the logs: the resolution and the fade's alpha of every row
+    rows = [json.loads(line) for line in (straight.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["grow/resolution"] for r in rows][:1] == [4] and rows[-1]["grow/resolution"] == 16
+    assert any(0.0 < r["grow/alpha"] < 1.0 for r in rows)
 
 
 def test_during_a_fade_d_sees_the_reals_blended_as_the_reference_fades_them():

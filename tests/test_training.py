@@ -14,7 +14,7 @@ from gankit.training import checkpoint as ckpt
 from gankit.training.ema import EMA
 from gankit.training.updates import UPDATES
 
-from helpers import assert_same_tensors, final_state, tiny_options
+from helpers import assert_same_tensors, final_state, metrics_rows, tiny_options
 
 TINY = {"data": {"source": "digits", "size": 16}, "model": {"latent_dim": 8, "width": 8},
         "batch": 8, "log_every": 2, "sample_every": 3, "checkpoint_every": 4, "progress": False,
@@ -91,12 +91,36 @@ def test_finished_run_asks_for_a_larger_bound(tmp_path):
         train(resume=first.run_dir)
 
 
+def folder_snapshot(folder):
+    """Every file under `folder` -> (bytes, mtime in ns); not .lock, which each trainer that asks
+    rewrites with its PID (the lock is how it is refused)."""
+    return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def test_a_refused_resume_writes_nothing(tmp_path):
+    """Refused resumes (a finished run, a changed batch), one of them past a damaged newest
+    checkpoint: config.yaml keeps its bytes and mtime although --keep-checkpoints, which may
+    change on resume, was given; nothing is moved aside and no file of the folder changes."""
+    result = train(tiny(tmp_path), steps=8, name="done")  # checkpoints at 4 and 8
+    newest = ckpt.list_checkpoints(result.run_dir)[-1]
+    newest.write_bytes(newest.read_bytes()[:100])  # torn: a resume falls back to step 4
+    before = folder_snapshot(result.run_dir)
+    with pytest.raises(GankitError, match="already trained 4 of its 4 steps"):
+        train(resume=result.run_dir, steps=4, keep_checkpoints=7)
+    with pytest.raises(GankitError, match="batch cannot change"):
+        train(resume=result.run_dir, steps=12, keep_checkpoints=7, batch=16)
+    assert folder_snapshot(result.run_dir) == before
+
+
 def test_resume_refuses_to_change_what_a_step_computes(tmp_path):
     first = train(tiny(tmp_path), steps=2, name="fixed")
     with pytest.raises(GankitError, match="batch cannot change when resuming"):
         train(resume=first.run_dir, steps=4, batch=16)
     with pytest.raises(GankitError, match="data cannot change"):
         train(resume=first.run_dir, steps=4, data={"size": 32})
+    # how many processes decode a folder does not change a pixel: it may change
+    assert train(resume=first.run_dir, steps=3, data={"workers": 1}).step == 3
 
 
 def test_existing_run_name_is_not_overwritten(tmp_path):
@@ -321,6 +345,31 @@ def test_evaluation_during_training_keeps_the_best_and_leaves_resume_exact(tmp_p
     for key in ("G", "D", "G_ema", "opt_g", "opt_d", "rng"):
         assert_same_tensors(final_state(straight)[key], split[key], key)
     assert split["best_kid"] == final_state(straight)["best_kid"]
+
+
+# the only fields of a metrics.jsonl row that may differ across a resume: they measure the wall
+# clock (when the row was written, images per second of this process), not the run
+WALL_CLOCK = ("time", "speed/images_per_s")
+
+
+def test_metrics_rows_across_a_resume_are_an_uninterrupted_runs(tmp_path):
+    """Rows every 3 steps, KID every 2, checkpoints every 4: a run stopped at step 5 (mid-row) and
+    one continued from its in-loop checkpoint at step 4 (mid-row, later rows and a part-row at 7
+    already written) log the same rows as 10 steps in one go: same steps, keys and values."""
+    options = tiny_options(tmp_path / "runs", log_every=3, checkpoint_every=4, eval={"every": 2, "n": 40})
+
+    def rows(run_dir):
+        return [{k: v for k, v in row.items() if k not in WALL_CLOCK} for row in metrics_rows(run_dir)]
+
+    straight = rows(train(options, steps=10, name="straight").run_dir)
+    assert [row["step"] for row in straight] == [3, 6, 9, 10]
+    assert "metrics/kid" in straight[1] and "progress/kimg" in straight[0]
+    stopped = train(options, steps=5, name="stopped")
+    assert rows(train(resume=stopped.run_dir, steps=10).run_dir) == straight
+    killed = train(options, steps=7, name="killed")  # as if killed after step 7: resume step 4
+    with pytest.warns(UserWarning, match="continuing from step-00000004.pt"):
+        train(resume=ckpt.list_checkpoints(killed.run_dir)[0], steps=10)
+    assert rows(killed.run_dir) == straight
 
 
 def test_inception_evaluation_without_weights_fails_before_writing(tmp_path, monkeypatch, offline):

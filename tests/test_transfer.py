@@ -15,9 +15,7 @@ from gankit.transfer import resolve_init, sha256
 from helpers import assert_same_tensors, one_line_error, run_cli, tiny_options
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    pass
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -43,12 +43,14 @@ class Augmentation(nn.Module):
         super().__init__()
         self.value_range = value_range
         self.register_buffer("p", torch.tensor(float(p)))
-        self.p_value = float(p)
+        self.p_value = float(self.p)
         # a checkpoint's p, loaded into the buffer, reaches the float too (read once, at load time)
         self.register_load_state_dict_post_hook(lambda module, keys: module._read_p())
 
     def set_p(self, p: float) -> None:
-        self.p_value = float(p)
+        # the float is kept at the buffer's precision (float32), the p a checkpoint holds: a resumed
+        # run then goes on from the very p of an uninterrupted one (rounded on the CPU: no sync)
+        self.p_value = float(torch.tensor(float(p), dtype=self.p.dtype))
         self.p.fill_(self.p_value)
 
     def _read_p(self) -> None:

@@ -1,5 +1,5 @@
 """Command line: `gankit train | sample | eval | nearest | interpolate | mix | progress | project | directions | edit | export | serve |
-translate train|apply | stylize | list`.
+translate train|apply | stylize | list | doctor`.
 
 A thin layer over the Python API (gankit.api): each command parses its flags, calls the API
 function that does the work, and prints what it did. Every user error ends as one line on stderr
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .app import app, main
 # the commands, in the order `gankit --help` lists them
-from . import train, generate, edit, translate, evaluate, stylize, pretrained, export, serve, listing  # noqa: F401,E402,I001
+from . import train, generate, edit, translate, evaluate, stylize, pretrained, export, serve, listing, doctor  # noqa: F401,E402,I001
 from .options import parse_set
 
 _parse_set = parse_set  # the name tests and scripts of earlier versions import

@@ -24,6 +24,7 @@ def sample(
     label: Optional[str] = typer.Option(None, help="Conditional GANs: the class to generate, by index or name. [default: random classes]"),
     by_class: bool = typer.Option(False, "--by-class", help="Conditional GANs: one row per class from shared latents (n per row)."),
     truncation: float = typer.Option(1.0, help=TRUNCATION_HELP),
+    latents: list[Path] = typer.Option([], "--latents", help="Draw these latents instead of random ones: .npz files that `gankit project` or `gankit edit --save-latent` wrote (repeatable; a projected photo is drawn with its own noise maps)."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
 ):
     """Generate images with the EMA generator of a checkpoint."""
@@ -34,7 +35,14 @@ def sample(
         raise GankitError(f"--n {n}: ask for at least one image")
     generator = load_generator(checkpoint, device=device)
     nrow = None
-    if by_class:
+    if latents:
+        from ..latent import render_files
+
+        if by_class or label is not None:
+            raise GankitError("--latents draws the files' own latents (and classes): drop --by-class and --label")
+        images = render_files(generator.module, latents, truncation)
+        n = len(images)
+    elif by_class:
         images = generator.sample_by_class(n, seed=seed, truncation=truncation)
         nrow, n = n, len(images)
     else:
@@ -80,6 +88,7 @@ def interpolate(
     fps: Optional[float] = typer.Option(None, help="Frames per second of the .gif or .mp4. [default: 12]"),
     frame_size: Optional[int] = typer.Option(None, help=FRAME_SIZE_HELP),
     duration: Optional[int] = typer.Option(None, hidden=True, help="Milliseconds per frame: the older way to say --fps."),
+    through: list[Path] = typer.Option([], "--through", help="Walk through these latents instead of random ones, in order: .npz files that `gankit project` wrote, e.g. of two photos (repeatable; G's own noise maps are used)."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
 ):
     """A looping walk through latent space, as a GIF, an MP4 video, a grid or frames."""
@@ -89,8 +98,14 @@ def interpolate(
     fps = _frame_rate(fps, duration, default=12.0)
     check_animation_output(out, fps, frame_size)
     generator = load_generator(checkpoint, device=device)
-    images = generator.interpolate(keyframes, frames, seed=seed, space=space, truncation=truncation,
-                                   label=label)
+    if through:
+        from ..latent import walk_through_files
+
+        images = walk_through_files(generator.module, through, frames)
+        keyframes = len(images) // frames
+    else:
+        images = generator.interpolate(keyframes, frames, seed=seed, space=space, truncation=truncation,
+                                       label=label)
     save_animation(images, out, fps, frame_size=frame_size, nrow=frames)
     typer.echo(f"wrote {len(images)} frames ({keyframes} keyframes) from step {generator.step} to {out}")
 

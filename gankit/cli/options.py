@@ -31,6 +31,7 @@ class ConfigOption:
     help: str
     type: type  # int, float, str or bool
     default: Any
+    recipe_neutral: bool = True  # the default is TrainConfig's (select(..., recipes) shows theirs)
 
     @property
     def param(self) -> str:  # the Python parameter name the command receives it as
@@ -102,7 +103,7 @@ def help_text(option: ConfigOption) -> str:
         shown = "on" if option.default else "off"
     else:
         shown = "unset" if option.default is None else option.default
-    recipe = "; recipes may set their own" if option.path in _recipe_overrides() else ""
+    recipe = "; recipes may set their own" if option.path in _recipe_overrides() and option.recipe_neutral else ""
     return f"{text} [default: {shown}{recipe}]"
 
 
@@ -161,7 +162,29 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
-def select(names: list[str]) -> list[ConfigOption]:
-    """The options of these fields (dotted paths), in the order given."""
+def select(names: list[str], recipes: tuple[str, ...] = ()) -> list[ConfigOption]:
+    """The options of these fields (dotted paths), in the order given. With `recipes` (a command
+    that trains only those), the defaults shown are theirs where they set their own."""
     by_path = {".".join(option.path): option for option in config_options()}
-    return [by_path[name] for name in names]
+    chosen = [by_path[name] for name in names]
+    if not recipes:
+        return chosen
+    from ..variants import RECIPES
+
+    def own(option: ConfigOption, recipe: str):
+        value = RECIPES.get(recipe).defaults
+        for key in option.path:
+            if not isinstance(value, dict) or key not in value:
+                return option.default
+            value = value[key]
+        return value
+
+    shown = []
+    for option in chosen:
+        values = {recipe: own(option, recipe) for recipe in recipes}
+        if len(set(map(repr, values.values()))) == 1:
+            default = next(iter(values.values()))
+        else:
+            default = ", ".join(f"{v} ({recipe})" for recipe, v in values.items())
+        shown.append(dataclasses.replace(option, default=default, recipe_neutral=False))
+    return shown

@@ -46,14 +46,20 @@ def train(given: dict, config: Optional[str] = None, set_: list[str] = (), resum
 def _dry_run(given: dict, config: Optional[str], set_: list[str], resume: Optional[Path]) -> None:
     """Resolve and check everything, build the nets without memory, print the resolved config and
     the nets' sizes; train nothing, write nothing."""
-    import yaml
-
-    from ..api import plan
     from ..config import load_preset, merge
 
     if resume is not None:
         raise GankitError("--dry-run checks a new run: drop --resume (a resumed run's config is its own)")
     options = merge(merge(load_preset(config) if config else {}, given), parse_set(list(set_)))
+    print_plan(options)
+
+
+def print_plan(options: dict) -> None:
+    """A dry run's output: the resolved config as YAML, then one line with the nets' sizes."""
+    import yaml
+
+    from ..api import plan
+
     planned = plan(options)
     typer.echo(yaml.safe_dump(planned["config"], sort_keys=False).rstrip())
     sizes = ", ".join(f"{net} {n / 1e6:.2f} M parameters" for net, n in planned["parameters"].items())

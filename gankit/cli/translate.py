@@ -51,13 +51,16 @@ def pairs(a: Optional[str], b: Optional[str], root: Optional[Path]) -> tuple[str
 
 
 def translate_train(given: dict, a: Optional[str] = None, b: Optional[str] = None, data: Optional[Path] = None,
-                    paired: bool = False, tiny: bool = False, set_: list[str] = (), resume: Optional[Path] = None):
+                    paired: bool = False, tiny: bool = False, set_: list[str] = (), resume: Optional[Path] = None,
+                    dry_run: bool = False):
     """Train a CycleGAN on two unpaired folders of images (trainA/, trainB/), or with --paired a
     pix2pix on aligned pairs."""
     from ..api import train as run_training
     from ..config import merge
     from ..variants import get_recipe
 
+    if dry_run and resume is not None:
+        raise GankitError("--dry-run checks a new run: drop --resume (a resumed run's config is its own)")
     options = given
     if resume is None:
         recipe = "pix2pix" if paired else "cyclegan"
@@ -68,6 +71,10 @@ def translate_train(given: dict, a: Optional[str] = None, b: Optional[str] = Non
     elif any(v is not None for v in (a, b, data)) or tiny or paired or any(key in given for key in ("data", "optim")):
         raise GankitError("--resume continues a run with its own data, size and schedule: give only "
                           "--steps, --epochs or --time-budget (and logging options)")
+    if dry_run:
+        from .train import print_plan
+
+        return print_plan(merge(options, parse_set(list(set_))))
     result = run_training(merge(options, parse_set(list(set_))), resume=resume)
     typer.echo(f"trained {result.step} steps ({result.images_seen} {'pairs' if paired else 'images of each domain'}); "
                f"run folder: {result.run_dir}")
@@ -88,8 +95,9 @@ OWN = [
     _keyword("tiny", bool, typer.Option(False, "--tiny", help="Tiny networks that train in seconds: a smoke test of the whole path.")),
     _keyword("set_", list[str], typer.Option([], "--set", help="Any config field: --set model.cycle_weight=5, --set data.jitter=0 (no 286 -> 256 style crops) (repeatable).")),
     _keyword("resume", Optional[Path], typer.Option(None, help="Continue the run in this folder (or from this checkpoint); it keeps its epoch count and learning-rate schedule.")),
+    _keyword("dry_run", bool, typer.Option(False, "--dry-run", help="Check everything and print the resolved config and the nets' sizes; train nothing, write nothing.")),
 ]
-translate_app.command("train")(command(translate_train, select(TRAIN_FIELDS), OWN))
+translate_app.command("train")(command(translate_train, select(TRAIN_FIELDS, recipes=("cyclegan", "pix2pix")), OWN))
 
 
 @translate_app.command("apply")

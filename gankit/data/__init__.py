@@ -1,4 +1,5 @@
-"""Datasets: every source is decoded once into uint8 memory as an `ImageData`.
+"""Datasets: every source is decoded once into uint8 pixels as an `ImageData` (a folder's into a
+memory-mapped store on disk, data/store.py; built-ins into memory).
 
     data = load_dataset(DataConfig(source="mnist5k", size=32))
     x = data.batch(torch.arange(64), generator)  # float32 (64, C, 32, 32) in [0, 1]
@@ -9,6 +10,7 @@ over a folder of the same name in the working directory; write ./name for the fo
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ..config import DataConfig
@@ -45,6 +47,28 @@ def load_dataset(cfg: DataConfig, progress: bool = True) -> ImageData:
     )
 
 
+def peek(cfg: DataConfig) -> tuple[int | None, int | None]:
+    """(channels, number of classes) of the data `cfg` names, found without decoding it: a dry run
+    shapes the nets with them. None where only loading would tell (then a stand-in is used)."""
+    from .paired import PAIRED_DATASETS
+
+    if cfg.source in PAIRED_DATASETS:  # all made from shipped digits
+        pairs = PAIRED_DATASETS.get(cfg.source)(dataclasses.replace(cfg, limit=8), False)
+        return pairs.b.channels, None
+    if cfg.source in DATASETS:
+        if cfg.source in builtin.SHIPPED:  # shipped in installed packages: eight images, a blink
+            data = DATASETS.get(cfg.source)(dataclasses.replace(cfg, limit=8), False)
+            return data.channels, (len(data.class_names) if data.class_names else None)
+        facts = torchvision_sets.known_facts(cfg.source)
+        return (cfg.channels or facts[0], facts[1]) if facts else (cfg.channels, None)
+    folder = Path(cfg.source).expanduser() if cfg.source else None
+    if folder is None or not folder.is_dir():
+        return cfg.channels, None
+    from .folder import folder_facts
+
+    return folder_facts(folder, cfg)
+
+
 def check_source(source: str | None, option: str = "--data") -> None:
     """A built-in name or an existing folder, checked without decoding anything (dry runs)."""
     from .paired import PAIRED_DATASETS
@@ -73,6 +97,8 @@ def check_config(cfg: DataConfig) -> None:
         raise GankitError(f"option data.size={cfg.size} must be at least 1")
     if cfg.limit is not None and cfg.limit < 1:
         raise GankitError(f"data.limit={cfg.limit} must be at least 1")
+    if cfg.workers is not None and cfg.workers < 1:
+        raise GankitError(f"data.workers={cfg.workers} must be at least 1 (unset: one per CPU)")
     if cfg.bbox_padding < 0:
         raise GankitError(f"data.bbox_padding={cfg.bbox_padding} must be 0 or more")
     if cfg.jitter < 0 or (cfg.jitter > 0 and cfg.crop != "random"):

@@ -13,6 +13,9 @@ from ..config import DataConfig
 from .dataset import DATASETS, ImageData, from_square_arrays, limited
 
 _DIGIT_NAMES = [str(digit) for digit in range(10)]
+# the built-ins whose images ship inside installed packages (and those made from them register
+# here too): a few of them load in a blink
+SHIPPED = {"mnist5k", "digits", "faces100"}
 _SHUFFLE_SEED = 0  # fixed, not the run seed: the same `limit` picks the same images in every run
 
 

@@ -1,4 +1,5 @@
-"""`ImageData`: a whole dataset decoded once into uint8 memory; the registry of named datasets."""
+"""`ImageData`: a whole dataset decoded once into uint8 pixels (in memory, or a mapped store that
+stays on disk until a batch reads it); the registry of named datasets."""
 
 from __future__ import annotations
 
@@ -14,12 +15,19 @@ from .image import jittered, resize_square, to_channels
 
 @dataclass
 class ImageData:
-    images: torch.Tensor | list[torch.Tensor]  # uint8 (N, C, size, size); crop random: [(C, h, w)]
+    """A dataset's images as uint8 pixels. `images` is what holds the pixels (perhaps more rows
+    than this dataset has, see `rows`): read this dataset's own images with `batch()` or
+    `pixels()`, never `images` directly."""
+
+    images: torch.Tensor | list[torch.Tensor]  # uint8 (M, C, size, size); crop random: [(C, h, w)]
     labels: torch.Tensor | None  # int64 (N,) class indices, or None
     class_names: list[str] | None  # label index -> name
     name: str  # the dataset name or the folder path
     size: int
     channels: int  # 1 or 3
+    # int64 (N,): the rows of `images` this dataset is, in order (a subset such as the held-out
+    # split, without copying pixels, which may be a mapped store's); None: all of them (N = M)
+    rows: torch.Tensor | None = None
 
     def __post_init__(self):
         assert self.channels in (1, 3), self.channels
@@ -31,11 +39,13 @@ class ImageData:
             for image in self.images:
                 assert image.dtype == torch.uint8 and image.ndim == 3, (image.dtype, image.shape)
                 assert image.shape[0] == self.channels and min(image.shape[1:]) >= self.size
+        if self.rows is not None:
+            assert isinstance(self.images, torch.Tensor) and self.rows.dtype == torch.int64
         if self.labels is not None:
             assert self.labels.dtype == torch.int64 and self.labels.shape == (len(self),)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.rows) if self.rows is not None else len(self.images)
 
     def batch(self, indices: torch.Tensor, generator: torch.Generator | None = None
               ) -> torch.Tensor:
@@ -46,7 +56,8 @@ class ImageData:
         centre crops (deterministic, e.g. for metrics).
         """
         if isinstance(self.images, torch.Tensor):
-            return self.images[indices].float().div_(255)
+            rows = self.rows[indices] if self.rows is not None else indices
+            return self.images[rows].float().div_(255)  # reads only these images' pages
         indices = indices.tolist()
         if generator is None:
             where = torch.full((len(indices), 2), 0.5)
@@ -60,12 +71,22 @@ class ImageData:
             crops.append(image[:, top:top + self.size, left:left + self.size])
         return torch.stack(crops).float().div_(255)  # (B, C, size, size)
 
+    def pixels(self) -> torch.Tensor:
+        """uint8 (N, C, size, size): this dataset's images (a view when it is all of `images`)."""
+        assert isinstance(self.images, torch.Tensor), "random crops: use batch()"
+        return self.images if self.rows is None else self.images[self.rows]
 
     def subset(self, indices: torch.Tensor) -> "ImageData":
-        images = self.images[indices] if isinstance(self.images, torch.Tensor) \
-            else [self.images[i] for i in indices.tolist()]
+        """The images at `indices`, sharing this dataset's pixels (no copy)."""
         labels = self.labels[indices] if self.labels is not None else None
-        return ImageData(images, labels, self.class_names, self.name, self.size, self.channels)
+        images, rows = self.images, None
+        if not isinstance(images, torch.Tensor):  # a list of views: a new list of the same views
+            images = [images[i] for i in indices.tolist()]
+        elif self.rows is None and _is_range(indices):
+            images = images[int(indices[0]):int(indices[-1]) + 1]
+        else:
+            rows = self.rows[indices] if self.rows is not None else indices.to(torch.int64)
+        return ImageData(images, labels, self.class_names, self.name, self.size, self.channels, rows)
 
     def split(self, holdout: float, seed: int = 0) -> tuple["ImageData", "ImageData"]:
         """(train, held out): a fixed random `holdout` share kept apart, e.g. for KID."""
@@ -77,6 +98,11 @@ class ImageData:
                               "on: lower --set eval.holdout or use more images")
         order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
         return self.subset(order[n_held:].sort().values), self.subset(order[:n_held].sort().values)
+
+
+def _is_range(indices: torch.Tensor) -> bool:
+    """Whether `indices` is a run a, a+1, ..., b (then a subset is a slice, a view)."""
+    return len(indices) > 0 and bool((indices.diff() == 1).all())
 
 
 # name -> loader(cfg, progress) -> ImageData

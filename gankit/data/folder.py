@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import multiprocessing
 import os
+import signal
+import sys
 import warnings
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
 
 from ..config import DataConfig
 from ..errors import GankitError
-from . import attributes, cache
+from . import attributes, store
 from .bbox import Box, cub_image_paths, is_cub_root, read_boxes
 from .dataset import ImageData, from_decoded, limited
-from .image import Preprocess
+from .image import Preprocess, background_rgb, is_grey
 
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 # Options that say where things are, not what the decoded pixels become; every other DataConfig
 # field is part of the cache key, so a new option invalidates old caches unless it is listed here.
 # bbox and labels_csv enter the key as the boxes and labels themselves, so an edited box or label
-# file is noticed; channels are applied after the cache, which holds each image at its own
-# channel count. mirror acts on batches, after the cache.
+# file is noticed; the store holds the folder's own channel count and other counts are derived
+# from it (store.py). mirror acts on batches, after the cache; workers decide only how fast.
 _NOT_IN_CACHE_KEY = ("source", "source_b", "root", "download", "cache", "bbox", "labels_csv", "channels",
-                     "mirror")
+                     "mirror", "workers")
+MIN_FILES_PER_WORKER = 64  # fewer files than this per worker: starting it costs more than it saves
 
 
 def load_folder(folder: Path, cfg: DataConfig, progress: bool = True) -> ImageData:
@@ -38,19 +45,76 @@ def load_folder(folder: Path, cfg: DataConfig, progress: bool = True) -> ImageDa
         paths, labels, class_names = _labels_from_csv(paths, image_root, cfg)  # rowless dropped
     boxes = read_boxes(cfg.bbox, folder) if cfg.bbox else {}
     file_boxes = [boxes.get(os.path.realpath(path)) if boxes else None for path in paths]
+    wanted = limited(cfg, len(paths))
+    workers = decode_workers(cfg, wanted)
 
-    cache_path = _cache_path(folder, image_root, paths, file_boxes, labels, class_names, cfg) \
-        if cfg.cache else None
-    decoded = cache.load(cache_path) if cache_path else None
-    if decoded is None:
-        images, kept, note = _decode_all(paths, file_boxes, preprocess, limited(cfg, len(paths)),
-                                         progress, folder)
-        decoded = cache.Decoded(images, None if labels is None else labels[kept], class_names, note)
-        if cache_path:
-            cache.save(cache_path, decoded)
-    if decoded.note:
-        warnings.warn(decoded.note, stacklevel=2)
-    return from_decoded(str(folder), decoded.images, decoded.labels, decoded.class_names, cfg)
+    def decode(keep: Callable[[np.ndarray], None]) -> tuple[torch.Tensor | None, str]:
+        """Decode into `keep`: (the labels of the images kept, a note on damaged files)."""
+        kept, note = _decode_all(paths, file_boxes, preprocess, wanted, progress, folder, workers, keep)
+        return None if labels is None else labels[kept], note
+
+    stored = None
+    if cfg.cache:
+        path = _cache_path(folder, image_root, paths, file_boxes, labels, class_names, cfg)
+        stored = _mapped(path, cfg.channels, decode, class_names, folder, progress)
+    if stored is None:  # no cache, or it could not be written: decoded into memory
+        images: list[np.ndarray] = []
+        kept_labels, note = decode(images.append)
+        if note:
+            warnings.warn(note, stacklevel=2)
+        return from_decoded(str(folder), [torch.from_numpy(image) for image in images], kept_labels,
+                            class_names, cfg)
+    if stored.note:
+        warnings.warn(stored.note, stacklevel=2)
+    images = stored.images() if cfg.crop == "random" else stored.tensor()  # views of the mapping
+    return ImageData(images, stored.labels, stored.class_names, str(folder), cfg.size, stored.channels)
+
+
+def _mapped(path: Path, channels: int | None, decode, class_names: list[str] | None, folder: Path,
+            progress: bool) -> store.Store | None:
+    """The store at `path` (or its sibling at `channels`), mapped; decoded and written first when
+    absent, by this process while others that want it wait. None when it cannot be written."""
+    found = _usable(path, channels)
+    if found is not None:  # the usual case, and no lock needed: stores appear whole or not at all
+        return found
+
+    def waiting(pid: str) -> None:
+        if progress:
+            print(f"waiting for process {pid}, which is decoding {folder} into the dataset store",
+                  file=sys.stderr, flush=True)
+
+    try:
+        with store.locked(path, waiting):  # again: written while this process waited?
+            own = store.open_store(path)  # the folder's own channels (warns when it is damaged)
+            if own is not None and (channels is None or own.channels == channels):
+                return own
+            sibling = store.open_store(store.with_channels(path, channels)) if channels else None
+            if sibling is not None:
+                return sibling
+            if own is None:
+                with store.Writer(path) as writer:
+                    labels, note = decode(writer.add)
+                    writer.finish(labels, class_names, note)
+                own = store.map_store(path)  # just written: a failure here is a bug, not a torn file
+            if channels is None or own.channels == channels:
+                return own
+            return store.map_store(store.derive(own, channels))
+    except OSError as err:  # a full disk, a read-only cache folder, a filesystem without locks
+        warnings.warn(f"could not write the dataset store {path} ({err}); decoding into memory "
+                      "instead (again next run): free space there or set $GANKIT_CACHE to a "
+                      "writable folder", stacklevel=3)
+        return None
+
+
+def _usable(path: Path, channels: int | None) -> store.Store | None:
+    """The store that serves `channels`, if one is there whole (quietly: checked again under the
+    lock, which warns about a damaged one)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        own = store.open_store(path)
+        if own is not None and (channels is None or own.channels == channels):
+            return own
+        return store.open_store(store.with_channels(path, channels)) if channels else None
 
 
 def decode_file(path: Path, preprocess: Preprocess, box: Box | None) -> torch.Tensor:
@@ -148,7 +212,7 @@ def _cache_path(folder: Path, image_root: Path, paths: list[Path], boxes: list[B
     key = {"files": files, "options": options}
     if cfg.labels_csv:  # only then: keys of runs without a CSV stay as they were
         key["csv_labels"] = [labels.tolist(), class_names]
-    return cache.cache_file(folder.resolve().name or "root", key)
+    return store.store_path(folder.resolve().name or "root", key)
 
 
 def _fingerprint(path: Path) -> list[int] | None:
@@ -159,28 +223,105 @@ def _fingerprint(path: Path) -> list[int] | None:
     return [stat.st_size, stat.st_mtime_ns]
 
 
+def decode_workers(cfg: DataConfig, n: int) -> int:
+    """How many processes decode `n` files: cfg.workers (unset: one per CPU this process may use,
+    at most 8), fewer when each would get under MIN_FILES_PER_WORKER files."""
+    if cfg.workers is not None:
+        wanted = cfg.workers
+    else:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        wanted = min(8, cpus or 1)
+    if multiprocessing.current_process().daemon:  # e.g. a DataLoader worker: may not have children
+        return 1
+    return max(1, min(wanted, n // MIN_FILES_PER_WORKER))
+
+
 def _decode_all(paths: list[Path], boxes: list[Box | None], preprocess: Preprocess, wanted: int,
-                progress: bool, folder: Path) -> tuple[list[torch.Tensor], list[int], str]:
-    """Decode in order until `wanted` images are in hand: (images, their indices in paths, a note
-    on the damaged files skipped)."""
-    images, kept, failures = [], [], []
-    with tqdm(total=wanted, desc=f"decoding {folder.resolve().name}", unit="img",
-              disable=not progress) as bar:
-        for i, (path, box) in enumerate(zip(paths, boxes)):
-            if len(images) == wanted:
-                break
-            try:
-                images.append(decode_file(path, preprocess, box))
-            except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ...
-                failures.append(f"{path}: {' '.join(str(err).split()) or type(err).__name__}")
-                continue
-            kept.append(i)
-            bar.update()
-    if not images:
+                progress: bool, folder: Path, workers: int, keep: Callable[[np.ndarray], None]
+                ) -> tuple[list[int], str]:
+    """Decode in order until `wanted` images went to `keep` (uint8 (C, h, w) each, in path order
+    whatever the number of workers): (their indices in paths, a note on the damaged files
+    skipped)."""
+    kept, failures = [], []
+    with _decoder(preprocess, workers) as decode, \
+            tqdm(total=wanted, desc=f"decoding {folder.resolve().name}", unit="img",
+                 disable=not progress) as bar:
+        start = 0
+        while len(kept) < wanted and start < len(paths):
+            # exactly the files still needed, so a limit decodes no more than it keeps
+            stop = start + wanted - len(kept)
+            for i, result in zip(range(start, stop), decode(paths[start:stop], boxes[start:stop])):
+                if isinstance(result, str):
+                    failures.append(result)
+                    continue
+                keep(result)
+                kept.append(i)
+                bar.update()
+            start = stop
+    if not kept:
         raise GankitError(f"no decodable image in {folder}: all {len(failures)} files failed "
                           f"(first: {failures[0]}); replace or remove the damaged files")
     note = ""
     if failures:
-        note = (f"skipped {len(failures)} of {len(images) + len(failures)} files that could not "
+        note = (f"skipped {len(failures)} of {len(kept) + len(failures)} files that could not "
                 f"be decoded (first: {failures[0]})")
-    return images, kept, note
+    return kept, note
+
+
+@contextlib.contextmanager
+def _decoder(preprocess: Preprocess, workers: int):
+    """decode(paths, boxes) -> an iterator of results in order, each a uint8 (C, h, w) array or
+    the error that file raised; with workers > 1 they come from a pool of processes."""
+    if workers == 1:
+        yield lambda paths, boxes: map(_decode_one, paths, boxes, [preprocess] * len(paths))
+        return
+    # fork where it is safe and cheap (Linux: the children inherit the imports); elsewhere spawn
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    with multiprocessing.get_context(method).Pool(workers, _start_worker, (preprocess,)) as pool:
+        def decode(paths, boxes):
+            chunk = max(1, min(32, len(paths) // (4 * workers)))  # few messages, balanced ends
+            return pool.imap(_decode_in_worker, zip(paths, boxes), chunksize=chunk)
+        yield decode  # leaving the block terminates the workers, even on an error
+
+
+_worker_preprocess: Preprocess | None = None  # set in each worker process by _start_worker
+
+
+def _start_worker(preprocess: Preprocess) -> None:
+    global _worker_preprocess
+    _worker_preprocess = preprocess
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends us
+    torch.set_num_threads(1)  # one process per CPU already
+
+
+def _decode_in_worker(task: tuple[Path, Box | None]) -> np.ndarray | str:
+    return _decode_one(task[0], task[1], _worker_preprocess)
+
+
+def _decode_one(path: Path, box: Box | None, preprocess: Preprocess) -> np.ndarray | str:
+    try:
+        return decode_file(path, preprocess, box).numpy()
+    except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, ...
+        return f"{path}: {' '.join(str(err).split()) or type(err).__name__}"
+
+
+def folder_facts(folder: Path, cfg: DataConfig) -> tuple[int, int | None]:
+    """(channels, classes or None) of a folder's images from their headers alone (a dry run shapes
+    the nets with them; PIL reads no pixels until asked): classes from sub-folder names when
+    labels come from them, None when a CSV gives them."""
+    image_root, paths = _image_paths(folder, cfg)
+    background = background_rgb(cfg.background)
+    grey = True
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                grey = grey and is_grey(img, background)
+        except (OSError, ValueError):  # the real load skips unreadable files with a warning
+            continue
+        if not grey:
+            break
+    classes = None
+    if cfg.labels:  # sub-folder names (load_folder's rules); a CSV's classes need the CSV read
+        classes = len({path.relative_to(image_root).parts[0] for path in paths if path.parent != image_root}) or None
+    return (cfg.channels or (1 if grey else 3)), classes
+

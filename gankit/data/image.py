@@ -34,9 +34,17 @@ def background_rgb(colour: str) -> tuple[int, int, int]:
         ) from None
 
 
+def is_grey(img: Image.Image, background: tuple[int, int, int]) -> bool:
+    """Whether `img` becomes one channel (from its mode and header alone: nothing decoded). A grey
+    image with transparency over a coloured background is no longer grey."""
+    # (16-bit images are rescaled to a fresh "L" image before compositing: their transparency is dropped)
+    transparent = (img.mode in _ALPHA or "transparency" in img.info) and img.mode not in _SIXTEEN_BIT
+    return img.mode in _GREY and not (transparent and not background[0] == background[1] == background[2])
+
+
 def to_grey_or_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     """Any PIL mode -> "L" (greyscale sources) or "RGB"; transparency composited on `background`."""
-    grey = img.mode in _GREY
+    grey = is_grey(img, background)
     if img.mode in _SIXTEEN_BIT:
         # Scale the 16-bit range down (65535 -> 255); Pillow's own convert("L") would clip at 255.
         pixels = np.asarray(img, dtype=np.float32) / 257.0
@@ -44,8 +52,6 @@ def to_grey_or_rgb(img: Image.Image, background: tuple[int, int, int]) -> Image.
     if img.mode in _ALPHA or "transparency" in img.info:
         canvas = Image.new("RGBA", img.size, background + (255,))
         img = Image.alpha_composite(canvas, img.convert("RGBA"))
-        # A grey image over a coloured background is no longer grey.
-        grey = grey and background[0] == background[1] == background[2]
     return img.convert("L" if grey else "RGB")
 
 

@@ -28,20 +28,28 @@ class _Source:
     options: dict  # its arguments that select the training split
     folder: str  # where torchvision expects the files, relative to the root
     files: str  # what a user should put there, for the error message
+    channels: int  # what a dry run shapes the nets with, without the files
+    classes: int  # the labels' class count (celeba: a +1/-1 attribute column's two)
 
 
 _SOURCES = {
     "mnist": _Source("MNIST", {"train": True}, "MNIST/raw",
-                     "MNIST files (train-images-idx3-ubyte, ...)"),
+                     "MNIST files (train-images-idx3-ubyte, ...)", 1, 10),
     "fashion-mnist": _Source("FashionMNIST", {"train": True}, "FashionMNIST/raw",
-                             "Fashion-MNIST files (train-images-idx3-ubyte, ...)"),
+                             "Fashion-MNIST files (train-images-idx3-ubyte, ...)", 1, 10),
     "cifar10": _Source("CIFAR10", {"train": True}, "cifar-10-batches-py",
-                       "CIFAR-10 python batches (data_batch_1, ...)"),
+                       "CIFAR-10 python batches (data_batch_1, ...)", 3, 10),
     # target_type=[]: no per-image targets; attributes for label_column are read from
     # dataset.attr, which torchvision loads whatever the target type
     "celeba": _Source("CelebA", {"split": "train", "target_type": []}, "celeba",
-                      "CelebA files (img_align_celeba/ and the list_*.txt files)"),
+                      "CelebA files (img_align_celeba/ and the list_*.txt files)", 3, 2),
 }
+
+
+def known_facts(name: str) -> tuple[int, int] | None:
+    """(channels, classes) of a torchvision dataset, known without its files; None for others."""
+    source = _SOURCES.get(name)
+    return (source.channels, source.classes) if source else None
 
 
 def data_root(cfg: DataConfig) -> Path:

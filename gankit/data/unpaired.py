@@ -17,6 +17,7 @@ import torch
 
 from ..config import DataConfig
 from ..errors import GankitError
+from . import builtin
 from .builtin import load_digits, load_mnist5k
 from .dataset import DATASETS, ImageData
 from .image import to_channels
@@ -63,7 +64,7 @@ def _with_channels(data: ImageData, channels: int) -> ImageData:
         return data
     images = (to_channels(data.images, channels) if isinstance(data.images, torch.Tensor)
               else [to_channels(image, channels) for image in data.images])
-    return ImageData(images, data.labels, data.class_names, data.name, data.size, channels)
+    return dataclasses.replace(data, images=images, channels=channels)  # rows kept
 
 
 def load_unpaired(cfg: DataConfig, progress: bool = True) -> UnpairedData:
@@ -89,7 +90,7 @@ def _half(data: ImageData, second: bool, invert: bool, cfg: DataConfig, name: st
         images = 255 - part.images if isinstance(part.images, torch.Tensor) else [255 - x for x in part.images]
     else:
         images = part.images
-    return ImageData(images, part.labels, part.class_names, name, part.size, part.channels)
+    return dataclasses.replace(part, images=images, name=name)  # rows kept
 
 
 def _register_pair(base: str, loader) -> None:
@@ -102,6 +103,7 @@ def _register_pair(base: str, loader) -> None:
 
         load.__doc__ = f"The second half of {base}, inverted." if second else f"The first half of {base}."
         DATASETS.register(name, load)
+        builtin.SHIPPED.add(name)
 
 
 _register_pair("mnist5k", load_mnist5k)

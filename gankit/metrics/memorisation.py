@@ -219,7 +219,7 @@ def training_images(config: TrainConfig, progress: bool = False) -> ImageData:
 def pool_pixels(data: ImageData) -> torch.Tensor:
     """uint8 (N, C, size, size): the images as stored, centre crops for crop="random"."""
     if isinstance(data.images, torch.Tensor):
-        return data.images
+        return data.pixels()  # a mapped store's own pages when it is the whole set
     return torch.cat([data.batch(part).mul_(255).round_().to(torch.uint8)
                       for part in torch.arange(len(data)).split(1024)])
 

@@ -122,6 +122,11 @@ class _Growing(nn.Module):
     def current(self) -> tuple[int, float]:
         return int(self.level), float(self.alpha)
 
+    @property
+    def phase(self) -> tuple[int, float]:
+        level, alpha = self.current
+        return self.res_list[level], alpha
+
     def unused_parameters(self) -> set[str]:
         """Names of the toRGB / fromRGB weights the current phase does not use: a resolution's
         image layer only matters while it is the top one or fading out."""

@@ -183,6 +183,8 @@ class StyleGenerator(nn.Module):
                 x = self.layers[layer](x, ws[:, self.layer_ws[layer]])
                 layer += 1
             y = to_rgb(x, ws[:, self.rgb_ws[block]])
+            # bilinear 2x is the reference's [1,3,3,1] FIR upsample2d everywhere but the outermost
+            # row and column (it repeats the edge where the FIR pads with zeros; checked numerically)
             rgb = y if rgb is None else F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False) + y
         return torch.tanh(rgb) if self.tanh else rgb  # (B, C, size, size), about the declared range
 

@@ -45,6 +45,18 @@ class Reporter:
         self._sums[name] = self._sums[name] + value
         self._counts[name] += 1
 
+    def state_dict(self) -> dict:
+        """What was reported since the last flush. A checkpoint carries it, so that a resumed run's
+        next row averages the same steps (and holds the same KID) as an uninterrupted run's."""
+        return {"sums": {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in self._sums.items()},
+                "counts": dict(self._counts)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._sums.clear()
+        self._counts.clear()
+        self._sums.update(state.get("sums", {}))
+        self._counts.update(state.get("counts", {}))
+
     def flush(self, step: int) -> dict[str, float]:
         scalars = {k: float(v) / self._counts[k] for k, v in self._sums.items()}
         self._sums.clear()
@@ -70,12 +82,13 @@ class Reporter:
 class JsonLinesSink:
     """metrics.jsonl: one JSON object per flush; easy to read back with pandas or jq.
 
-    A resumed run drops the rows logged after its checkpoint (they belong to steps that are
-    about to be trained again), so the file never holds a step twice.
+    A resumed run drops the rows logged after `after_step`, the last row its checkpoint had
+    flushed (later rows belong to steps about to be trained again, or are the part-interval row
+    a run ends with), so the file never holds a step twice.
     """
 
-    def __init__(self, path: Path, after_step: int = 0):
-        if after_step > 0 and path.exists():
+    def __init__(self, path: Path, after_step: int | None = None):
+        if after_step is not None and path.exists():
             kept = [line for line in path.read_text().splitlines()
                     if line.strip() and json.loads(line).get("step", 0) <= after_step]
             path.write_text("".join(line + "\n" for line in kept))
@@ -91,11 +104,11 @@ class JsonLinesSink:
 
 
 class TensorBoardSink:
-    def __init__(self, log_dir: Path, after_step: int = 0):
+    def __init__(self, log_dir: Path, after_step: int | None = None):
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when logging
 
-        # purge_step hides events past the checkpoint that a resumed run is about to redo
-        self.writer = SummaryWriter(str(log_dir), purge_step=after_step + 1 if after_step else None)
+        # purge_step hides the events after the last row a resumed run's checkpoint had flushed
+        self.writer = SummaryWriter(str(log_dir), purge_step=after_step + 1 if after_step is not None else None)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         for name, value in scalars.items():

@@ -65,6 +65,8 @@ class Trainer:
         self.step = 0
         self.batches_drawn = 0
         self.images_seen = 0
+        self.reporter: Reporter | None = None  # while training: the values of the log row being gathered
+        self.pending_log: dict = {}  # a checkpoint's part of a log row, until training starts
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -86,6 +88,7 @@ class Trainer:
             # the objective's running state: path-length regularisation's pl_mean
             "objective": self.ctx.objective.path_length.state_dict() if self.ctx.objective.path_length else {},
             "rollbacks": self.rollbacks,
+            "log": self.reporter.state_dict() if self.reporter is not None else self.pending_log,
             **self.task.state_dict(),  # replay buffers / pools
             "data": self.task.data_facts(),
         }
@@ -102,6 +105,7 @@ class Trainer:
             self.images_seen = int(state["images_seen"])
             self.best_kid = float(state.get("best_kid", math.inf))
             self.rollbacks = int(state.get("rollbacks", 0))
+            self.pending_log = state.get("log", {})  # older checkpoints have none: the row restarts
             if self.ctx.objective.path_length is not None and state.get("objective"):
                 self.ctx.objective.path_length.load_state_dict(state["objective"])
             self.augment.set_p(float(state["augment"]["p"]))
@@ -183,6 +187,9 @@ class Trainer:
         self.ctx.step = self.step
         if self.grows:
             new_phase = [net.set_progress(self.images_seen) for net in (self.ctx.G, self.ctx.D, self.ema.model)]
+            resolution, alpha = self.ctx.G.phase
+            report("grow/resolution", resolution)  # so the growing can be followed in the logs
+            report("grow/alpha", alpha)
             if new_phase[0] or new_phase[1]:  # ProGAN's reset_opt_for_new_lod
                 self.ctx.opt_g.state.clear()
                 self.ctx.opt_d.state.clear()
@@ -193,10 +200,11 @@ class Trainer:
         return save_grid(images, self.run_dir / "samples" / f"step-{self.step:08d}.png", nrow=nrow)
 
     @torch.no_grad()
-    def evaluate(self) -> float:
+    def evaluate(self, keep_best: bool = True) -> float:
         """KID of the EMA generator against the held-out images; keeps checkpoints/best.pt at the
-        lowest KID (as the keras example's ModelCheckpoint on val_kid). Uses its own latents, so
-        the training RNG and thus exact resume are untouched."""
+        lowest KID (as the keras example's ModelCheckpoint on val_kid), unless `keep_best` is False
+        (the loop keeps it itself, after the step's log row). Uses its own latents, so the training
+        RNG and thus exact resume are untouched."""
         from ..metrics import KID_MEAN, compute_metrics
 
         sample = self.task.sampler(self.ema.model, self.config.seed)
@@ -207,23 +215,21 @@ class Trainer:
                                  kid_subset_size=min(self.config.eval.n, len(self.eval_data)))
         kid = scores[KID_MEAN]
         report("metrics/kid", kid)
+        if keep_best:
+            self.keep_if_best(kid)
+        return kid
+
+    def keep_if_best(self, kid: float) -> None:
         if kid < self.best_kid:
             self.best_kid = kid
             ckpt.save_checkpoint(self.state_dict(), ckpt.best_path(self.run_dir))
-        return kid
 
     def steps_per_epoch(self) -> float:
         images_per_step = self.config.batch * self.update.batches_per_step(self.config.d_steps)
         return len(self.data) / images_per_step
 
     def total_steps(self) -> int | None:
-        bounds = []
-        if self.config.steps is not None:
-            bounds.append(self.config.steps)
-        if self.config.epochs is not None:
-            images_per_step = self.config.batch * self.update.batches_per_step(self.config.d_steps)
-            bounds.append(math.ceil(self.config.epochs * len(self.data) / images_per_step))
-        return min(bounds) if bounds else None
+        return total_steps(self.config, self.update, len(self.data))
 
     # ---------------------------------------------------------------- loop
     @contextlib.contextmanager
@@ -257,11 +263,7 @@ class Trainer:
         cfg = self.config
         total = self.total_steps()
         budget = cfg.time_budget
-        if total is not None and self.step >= total:
-            raise GankitError(
-                f"this run has already trained {self.step} of its {total} steps: pass a larger "
-                "--steps (or --epochs / --time-budget) to train further"
-            )
+        check_unfinished(cfg, self.update, len(self.data), self.step)
         span = self.decay_span()
         end = math.ceil(sum(span)) if span is not None else None
         if end is not None and total is not None and total > end:
@@ -269,8 +271,11 @@ class Trainer:
                           f"last step {total}: the steps after it do not train (optim.decay_* are kept "
                           "on resume; start a new run for a longer schedule)")
         main = distributed.is_main()  # rank 0 logs for all
-        sinks = [JsonLinesSink(self.run_dir / "metrics.jsonl", after_step=self.step),
-                 TensorBoardSink(self.run_dir / "tensorboard", after_step=self.step)] if main else []
+        # rows after the last one the checkpoint had flushed are written again: the part-interval
+        # row a run ends with is redone whole (the checkpoint carries its values so far)
+        after = None if self.step == 0 else self.step - 1 if self.pending_log.get("counts") else self.step
+        sinks = [JsonLinesSink(self.run_dir / "metrics.jsonl", after_step=after),
+                 TensorBoardSink(self.run_dir / "tensorboard", after_step=after)] if main else []
         if total is not None:
             bar = ProgressSink(total, self.step, "step", cfg.progress and main)
         else:
@@ -281,6 +286,8 @@ class Trainer:
         interval_start, interval_images, side_time = start, 0, 0.0
         last_checkpoint = None
         with Reporter(sinks + [bar]) as reporter, self._stop_on_interrupt():
+            self.reporter = reporter
+            reporter.load_state_dict(self.pending_log)
             while not self._finished(total, budget, start):
                 seen_before = self.images_seen
                 self._set_progress()
@@ -305,12 +312,11 @@ class Trainer:
                     report(name, value)
 
                 side_start = time.perf_counter()
+                kid = None
                 if self.step % cfg.sample_every == 0 and main:
                     self.save_samples()
                 if cfg.eval.every is not None and self.step % cfg.eval.every == 0 and main:
-                    self.evaluate()
-                if self.step % cfg.checkpoint_every == 0:
-                    last_checkpoint = self.save_checkpoint()
+                    kid = self.evaluate(keep_best=False)
                 side_time += time.perf_counter() - side_start
 
                 if self.step % cfg.log_every == 0:
@@ -321,12 +327,20 @@ class Trainer:
                     report("progress/epoch", self.images_seen / len(self.data))  # kept on resume
                     reporter.flush(self.step)
                     interval_start, interval_images, side_time = now, 0, 0.0
+
+                # checkpoints after the step's log row: what they carry of the next row is exact
+                side_start = time.perf_counter()
+                if kid is not None:
+                    self.keep_if_best(kid)
+                if self.step % cfg.checkpoint_every == 0:
+                    last_checkpoint = self.save_checkpoint()
+                side_time += time.perf_counter() - side_start
                 bar.advance_to(self.step if total is not None else int(time.perf_counter() - start))
-            reporter.flush(self.step)
+            if last_checkpoint is None or self.step % cfg.checkpoint_every != 0:
+                last_checkpoint = self.save_checkpoint()  # with the unfinished row's values
+            reporter.flush(self.step)  # that row, as far as it goes (a resume redoes it whole)
             if main:
                 self.save_samples()
-            if last_checkpoint is None or self.step % cfg.checkpoint_every != 0:
-                last_checkpoint = self.save_checkpoint()
             distributed.barrier()  # no rank returns before the final checkpoint is on disk
         if self.interrupted:
             raise TrainingInterrupted(
@@ -334,6 +348,25 @@ class Trainer:
                 f"`gankit train --resume {self.run_dir}`"
             )
         return TrainResult(self.run_dir, self.step, self.images_seen, last_checkpoint, dict(reporter.last))
+
+
+def total_steps(config: TrainConfig, update: Update, n_images: int) -> int | None:
+    """The step a run stops at by --steps and --epochs (None: only a time budget bounds it)."""
+    bounds = []
+    if config.steps is not None:
+        bounds.append(config.steps)
+    if config.epochs is not None:
+        images_per_step = config.batch * update.batches_per_step(config.d_steps)
+        bounds.append(math.ceil(config.epochs * n_images / images_per_step))
+    return min(bounds) if bounds else None
+
+
+def check_unfinished(config: TrainConfig, update: Update, n_images: int, step: int) -> None:
+    """Refuse to continue a run that has reached its bound (build_run asks before writing anything)."""
+    total = total_steps(config, update, n_images)
+    if total is not None and step >= total:
+        raise GankitError(f"this run has already trained {step} of its {total} steps: pass a larger "
+                          "--steps (or --epochs / --time-budget) to train further")
 
 
 class TrainingInterrupted(GankitError):
