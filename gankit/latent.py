@@ -145,20 +145,10 @@ def load_ws(G: torch.nn.Module, source) -> torch.Tensor:
     """Latents from an .npz file (or a dict of arrays) as per-layer styles (B, num_ws, w_dim) on
     the CPU: `ws` as they are, `w` (B, w_dim) for every layer, or `z` (B, latent_dim) mapped
     (with `labels` (B,) for a conditional G). What `gankit project` writes and `edit` reads."""
-    import numpy as np
-
     if not is_style_generator(G):
         raise GankitError(f"latents in w need {STYLE_HINT}")
     name = str(source) if not isinstance(source, dict) else "the latents"
-    try:
-        if isinstance(source, dict):
-            arrays = source
-        else:
-            with np.load(source, allow_pickle=False) as f:
-                arrays = {key: f[key] for key in f.files}
-    except (OSError, ValueError) as err:
-        raise GankitError(f"cannot read latents from {name} ({str(err).splitlines()[0][:100]}): give an .npz "
-                          "with ws, w or z") from None
+    arrays = source if isinstance(source, dict) else _read_npz(source)
     shapes = {key: tuple(value.shape) for key, value in arrays.items()}
     if "ws" in arrays and shapes["ws"][1:] == (G.num_ws, G.w_dim):
         return torch.as_tensor(arrays["ws"]).float()
