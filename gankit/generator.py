@@ -117,14 +117,28 @@ class LoadedGenerator:
         return interpolation_path(self.module, keyframes, frames, seed=seed, space=space,
                                   label=self._label(label), psi=truncation)
 
+    def style_ws(self, paths: list) -> torch.Tensor | None:
+        """The per-layer styles (B, num_ws, w_dim) of every latent in the .npz files, in order
+        (None for no files): what `style_mix` takes as row or column sources."""
+        from .latent import load_ws
+
+        return torch.cat([load_ws(self.module, path) for path in paths]) if paths else None
+
     def style_mix(self, rows: int = 4, cols: int = 4, seed: int | None = 0, crossover: int | None = None,
-                  truncation: float = 1.0, label: int | str | None = None) -> torch.Tensor:
+                  truncation: float = 1.0, label: int | str | None = None,
+                  row_latents: list | None = None, col_latents: list | None = None) -> torch.Tensor:
         """The ((rows + 1) * (cols + 1), C, H, W) images of a style-mixing grid, row-major (save it
-        with nrow = cols + 1). See `gankit.latent.style_mix_grid`."""
+        with nrow = cols + 1). `row_latents` / `col_latents`: .npz files (`gankit project`'s) whose
+        latents are the row / column sources instead of random ones, or their per-layer styles
+        (B, num_ws, w_dim) as `style_ws` reads them. See `gankit.latent.style_mix_grid`."""
         from .latent import style_mix_grid
 
+        def from_files(paths):
+            return paths if paths is None or isinstance(paths, torch.Tensor) else self.style_ws(paths)
+
         return style_mix_grid(self.module, rows, cols, seed=seed, crossover=crossover, psi=truncation,
-                              label=self._label(label))
+                              label=self._label(label), row_ws=from_files(row_latents),
+                              col_ws=from_files(col_latents))
 
 
 def load_generator(path: str | Path, device: str = "cpu") -> LoadedGenerator:

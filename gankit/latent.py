@@ -258,18 +258,24 @@ def interpolation_frames(G: torch.nn.Module, z_a: torch.Tensor, z_b: torch.Tenso
 
 def mixed_ws(row_w: torch.Tensor, col_w: torch.Tensor, num_ws: int, crossover: int) -> torch.Tensor:
     """(R, w_dim), (C, w_dim) -> (R * C, num_ws, w_dim), row-major: cell (i, j) takes row i's style
-    for layers < crossover (coarse: pose, shape) and column j's for the rest (fine: colour, texture)."""
+    for layers < crossover (coarse: pose, shape) and column j's for the rest (fine: colour, texture).
+    Per-layer styles (R, num_ws, w_dim), e.g. a projected photo's, are taken as they are."""
     rows, cols = len(row_w), len(col_w)
-    row_ws = broadcast_ws(row_w, num_ws).unsqueeze(1).expand(rows, cols, num_ws, -1)
-    col_ws = broadcast_ws(col_w, num_ws).unsqueeze(0).expand(rows, cols, num_ws, -1)
+    row_ws = _per_layer(row_w, num_ws).unsqueeze(1).expand(rows, cols, num_ws, -1)
+    col_ws = _per_layer(col_w, num_ws).unsqueeze(0).expand(rows, cols, num_ws, -1)
     coarse = (torch.arange(num_ws, device=row_w.device) < crossover).view(1, 1, num_ws, 1)
     return torch.where(coarse, row_ws, col_ws).reshape(rows * cols, num_ws, -1)
+
+
+def _per_layer(w: torch.Tensor, num_ws: int) -> torch.Tensor:
+    return w if w.ndim == 3 else broadcast_ws(w, num_ws)
 
 
 @torch.no_grad()
 def style_mix_grid(G: torch.nn.Module, rows: int = 4, cols: int = 4, seed: int | None = 0,
                    crossover: int | None = None, psi: float = 1.0, label: int | None = None,
-                   batch_size: int = 64) -> torch.Tensor:
+                   batch_size: int = 64, row_ws: torch.Tensor | None = None,
+                   col_ws: torch.Tensor | None = None) -> torch.Tensor:
     """The images of a (rows + 1) x (cols + 1) style-mixing grid, row-major, in [0, 1]:
     top-left blank (white), top row the column sources, left column the row sources, and cell
     (i, j) the row source's coarse styles (layers < crossover) with the column source's fine ones.
@@ -279,12 +285,22 @@ def style_mix_grid(G: torch.nn.Module, rows: int = 4, cols: int = 4, seed: int |
     the usual two styles per resolution) from the row, the rest from the column. Lower it to take
     less from the rows. 0 gives the column images, num_ws the row images. A conditional G is
     held at one class, `label` (default class 0). Save with `save_grid(images, path, nrow=cols + 1)`.
+
+    `row_ws` / `col_ws` (B, num_ws, w_dim), e.g. `load_ws` of files `gankit project` wrote, replace
+    the random row / column sources (then `rows` / `cols` is their count): a photo's coarse styles
+    with another's fine ones. They are drawn with G's fixed noise and truncated like the others.
     """
     if not is_style_generator(G):
         raise GankitError(f"style mixing needs {STYLE_HINT}: this model has no per-layer styles")
+    num_ws = int(G.num_ws)
+    for given, side in ((row_ws, "row"), (col_ws, "column")):
+        if given is not None and (given.ndim != 3 or tuple(given.shape[1:]) != (num_ws, G.w_dim)):
+            raise GankitError(f"the {side} latents have shape {tuple(given.shape)}: this generator takes "
+                              f"(B, {num_ws}, {G.w_dim}) per-layer styles")
+    rows = len(row_ws) if row_ws is not None else rows
+    cols = len(col_ws) if col_ws is not None else cols
     if rows < 1 or cols < 1:
         raise GankitError(f"--rows {rows} --cols {cols}: use at least one row and one column")
-    num_ws = int(G.num_ws)
     crossover = num_ws // 2 if crossover is None else int(crossover)
     if not 0 <= crossover <= num_ws:
         raise GankitError(f"--crossover {crossover}: use 0..{num_ws} (this generator has {num_ws} "
@@ -295,8 +311,11 @@ def style_mix_grid(G: torch.nn.Module, rows: int = 4, cols: int = 4, seed: int |
     z = torch.randn(rows + cols, G.latent_dim, generator=g).to(device)  # rows' sources, then columns'
     labels = _labels(G, label, rows + cols)
     w = map_to_w(G, z, None if labels is None else labels.to(device), psi)  # (rows + cols, w_dim)
-    row_w, col_w = w[:rows], w[rows:]
-    sources = _batched(G.synthesis, G, broadcast_ws(w, num_ws), batch_size=batch_size)
+    w = broadcast_ws(w, num_ws)
+    w_avg = G.w_avg.to(device)
+    row_w = w[:rows] if row_ws is None else truncate(row_ws.to(device, w.dtype), w_avg, psi)
+    col_w = w[rows:] if col_ws is None else truncate(col_ws.to(device, w.dtype), w_avg, psi)
+    sources = _batched(G.synthesis, G, torch.cat([row_w, col_w]), batch_size=batch_size)
     cells = _batched(G.synthesis, G, mixed_ws(row_w, col_w, num_ws, crossover), batch_size=batch_size)
     row_images, col_images = sources[:rows], sources[rows:]
     cells = cells.view(rows, cols, *cells.shape[1:])

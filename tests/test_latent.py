@@ -204,6 +204,30 @@ def test_mixing_crossover_extremes_give_the_sources():
     assert torch.equal(default, latent.style_mix_grid(G, 2, 2, crossover=G.num_ws // 2))
 
 
+def test_mixing_takes_row_and_column_sources_from_given_styles():
+    """Per-layer styles given for the rows (a projected photo's, say) replace the random row
+    sources and set the number of rows; the columns stay the seed's; truncation pulls the given
+    styles towards w_avg like the drawn ones."""
+    G = StyleStandIn()
+    given = torch.randn(3, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(5)) * 0.5
+    grid = latent.style_mix_grid(G, rows=9, cols=2, seed=0, crossover=2, row_ws=given).view(4, 3, 1, 4, 4)
+    random_cols = latent.style_mix_grid(G, rows=3, cols=2, seed=0, crossover=2).view(4, 3, 1, 4, 4)
+    assert torch.equal(grid[0], random_cols[0])  # the column sources: the seed's, as before
+    assert torch.allclose(grid[1:, 0], unit(G.synthesis(given), G), atol=1e-6)
+    z = torch.randn(3 + 2, G.latent_dim, generator=torch.Generator().manual_seed(0))
+    col_ws = G.mapping(z)[3:].unsqueeze(1).repeat(1, G.num_ws, 1)
+    for i in range(3):
+        for j in range(2):
+            mixed = torch.cat([given[i, :2], col_ws[j, 2:]]).unsqueeze(0)
+            assert torch.allclose(grid[1 + i, 1 + j], unit(G.synthesis(mixed), G)[0], atol=1e-6)
+    both = latent.style_mix_grid(G, crossover=2, psi=0.5, row_ws=given[:1], col_ws=given[1:]).view(2, 3, 1, 4, 4)
+    pulled = torch.lerp(G.w_avg, given, 0.5)
+    assert torch.allclose(both[1, 1:], unit(G.synthesis(torch.cat([pulled[:1, :2].expand(2, -1, -1), pulled[1:, 2:]], 1)), G),
+                          atol=1e-6)
+    with pytest.raises(GankitError, match=r"row latents have shape \(3, 5\)"):
+        latent.style_mix_grid(G, row_ws=given[:, 0])
+
+
 def test_mixing_errors():
     with pytest.raises(GankitError, match="style mixing needs a StyleGAN-style generator"):
         latent.style_mix_grid(PlainStandIn())

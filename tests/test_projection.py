@@ -129,6 +129,17 @@ def test_projected_latents_are_drawn_again_and_walked_between(runs, tmp_path, ca
     code, out, err = run_cli(["interpolate", runs[recipe], "--through", latents[0], "--through", latents[1],
                               "--frames", "4", "--out", tmp_path / "walk.gif"], capsys)
     assert code == 0 and "wrote 8 frames (2 keyframes)" in out, err
+    if recipe == "stylegan":  # one photo's coarse styles with the other's fine ones
+        code, out, err = run_cli(["mix", runs[recipe], "--row-latents", latents[0], "--col-latents", latents[1],
+                                  "--crossover", "1", "--out", tmp_path / "mix.png"], capsys)
+        assert code == 0 and "1 x 1 style-mixing grid" in out, err
+        ws = [G.style_ws([path]) for path in latents]
+        cell = G.module.synthesis(torch.cat([ws[0][:, :1], ws[1][:, 1:]], 1))
+        picture = np.asarray(Image.open(tmp_path / "mix.png").convert("L"), dtype=np.float32) / 255
+        expected = to_unit_range(cell, G.module.output_range)[0, 0].detach().numpy()
+        size, pad = expected.shape[-1], 2  # 2 x 2 pictures (blank, column; row, cell), 2 px apart
+        found = picture[size + 2 * pad:2 * size + 2 * pad, size + 2 * pad:2 * size + 2 * pad]
+        assert picture.shape == (2 * size + 3 * pad,) * 2 and np.abs(found - expected).max() <= 1 / 255 + 1e-4
     code, _, err = run_cli(["interpolate", runs[recipe], "--through", latents[0], "--out", tmp_path / "w.gif"], capsys)
     assert "at least two latents" in one_line_error(code, err)
     code, _, err = run_cli(["sample", runs[recipe], "--latents", tmp_path / "digit7.png", "--out", tmp_path / "x.png"], capsys)

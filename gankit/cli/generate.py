@@ -120,6 +120,8 @@ def mix(
     seed: int = typer.Option(0, help="Seed of the source latents."),
     truncation: float = typer.Option(1.0, help=TRUNCATION_HELP),
     label: Optional[str] = typer.Option(None, help="Conditional GANs: the class of every source, by index or name (default: class 0)."),
+    row_latents: list[Path] = typer.Option([], "--row-latents", help="Row sources from files instead of random ones: .npz latents that `gankit project` or `gankit edit --save-latent` wrote (repeatable; replaces --rows)."),
+    col_latents: list[Path] = typer.Option([], "--col-latents", help="Column sources from files, as --row-latents (replaces --cols): e.g. one photo's coarse styles with another's fine ones."),
     device: str = typer.Option("cpu", help=DEVICE_HELP),
 ):
     """A style-mixing grid: each cell has its row's coarse styles and its column's fine styles."""
@@ -129,8 +131,11 @@ def mix(
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise GankitError(f"--out {out}: use a picture name ending in .png, .jpg or .webp")
     generator = load_generator(checkpoint, device=device)
+    row_ws, col_ws = generator.style_ws(row_latents), generator.style_ws(col_latents)
+    rows = len(row_ws) if row_ws is not None else rows  # the files set the grid's size
+    cols = len(col_ws) if col_ws is not None else cols
     images = generator.style_mix(rows, cols, seed=seed, crossover=crossover, truncation=truncation,
-                                 label=label)
+                                 label=label, row_latents=row_ws, col_latents=col_ws)
     save_grid(images, out, nrow=cols + 1)
     typer.echo(f"wrote a {rows} x {cols} style-mixing grid from step {generator.step} to {out}")
 
