@@ -84,14 +84,17 @@ ZOO = [
     ("cgan (one-hot, label maps)", "cgan", SHARED_NETS, "shared nets"),
     ("cgan (embedding, projection, hinge, SN)", "cgan-projection", SHARED_NETS, "shared nets"),
     # the conditional-fidelity levers of issue 16, on the same shared nets: an AC-GAN classifier
-    # head on D (Odena et al. 2017), class-conditional batch norm in G (de Vries et al. 2017), both
-    ("cgan + AC-GAN head", "cgan", merge(SHARED_NETS, {"model": {"d_classifier": True}}),
-     "shared nets, AC-GAN head", "cgan-acgan"),
+    # head on a D that does not see the label (Odena et al. 2017; with the label maps in D's input
+    # the head reads the label off them, and gankit refuses it), class-conditional batch norm in G
+    # (de Vries et al. 2017), both; and the head on the projection D
     ("cgan + conditional batch norm", "cgan", merge(SHARED_NETS, {"model": {"g_label_norm": True}}),
      "shared nets, conditional BN", "cgan-cbn"),
-    ("cgan + AC-GAN head + conditional batch norm", "cgan",
-     merge(SHARED_NETS, {"model": {"d_classifier": True, "g_label_norm": True}}),
-     "shared nets, AC-GAN head, conditional BN", "cgan-cbn-acgan"),
+    ("AC-GAN (D blind to the label, classifier head)", "cgan",
+     merge(SHARED_NETS, {"model": {"d_classifier": True, "d_label_input": "none"}}),
+     "shared nets, D: no label input + AC-GAN head", "acgan"),
+    ("AC-GAN + conditional batch norm", "cgan",
+     merge(SHARED_NETS, {"model": {"d_classifier": True, "d_label_input": "none", "g_label_norm": True}}),
+     "shared nets, D: no label input + AC-GAN head, conditional BN", "acgan-cbn"),
     ("cgan-projection + AC-GAN head + conditional batch norm", "cgan-projection",
      merge(SHARED_NETS, {"model": {"d_classifier": True, "g_label_norm": True}}),
      "shared nets, AC-GAN head, conditional BN", "cgan-projection-cbn-acgan"),

@@ -397,7 +397,8 @@ def test_ac_gan_d_names_classes_and_both_nets_learn_from_it(tmp_path):
     from gankit.models.conditional import ConditionalBatchNorm2d
     from gankit.run import build_run
 
-    model = {**get_recipe("cgan").tiny, "g_norm": "batch", "g_label_norm": True, "d_classifier": True}
+    model = {**get_recipe("cgan").tiny, "g_norm": "batch", "g_label_norm": True, "d_classifier": True,
+             "d_label_input": "none"}
     options = tiny_options(tmp_path / "runs", "cgan", model=model)
     run = build_run(resolve_config(options), run_dir=tmp_path, write_config=False)
     G, D = run.trainer.ctx.G, run.trainer.ctx.D
@@ -406,11 +407,22 @@ def test_ac_gan_d_names_classes_and_both_nets_learn_from_it(tmp_path):
     D.eval()  # no dropout: the two calls must agree
     logits, classes = D.judge(images, labels)
     assert classes.shape == (4, 10) and torch.equal(logits, D(images, labels))
+    # AC-GAN's D does not see the label: its logits and class logits are the image's alone
+    other_logits, other_classes = D.judge(images, torch.tensor([1, 1, 1, 1]))
+    assert torch.equal(other_logits, logits) and torch.equal(other_classes, classes)
     assert sum(isinstance(m, ConditionalBatchNorm2d) for m in G.modules()) >= 2
     rows = metrics_rows(train(options, steps=2, name="acgan").run_dir)
     assert len(rows) == 2 and all({"loss/d_class", "loss/g_class", "d/class_acc_real"} <= set(r) for r in rows)
     with pytest.raises(GankitError, match="d_classifier .AC-GAN. makes D name the class"):
         resolve_config(tiny_options(tmp_path / "runs", "convgan", model={**get_recipe("convgan").tiny, "d_classifier": True}))
+    for labels_in, message in (({"d_label_input": "channels"}, "lets D's class head read the label from its input maps"),
+                               ({"d_label_input": "none", "d_classifier": False}, "leaves D blind to the label")):
+        with pytest.raises(GankitError, match=message):
+            resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**model, **labels_in}))
+    # with a projection D the head reads label-free features too (the projection adds the label)
+    projected = build_run(resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**model, "d_label_input": "projection"})),
+                          run_dir=tmp_path / "p", write_config=False).trainer.ctx.D.eval()
+    assert torch.equal(projected.judge(images, labels)[1], projected.judge(images, torch.tensor([1, 1, 1, 1]))[1])
     with pytest.raises(GankitError, match="g_label_norm makes G's batch norms class-conditional"):
         resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**get_recipe("cgan").tiny, "g_label_norm": True,
                                                                      "g_norm": "layer"}))

@@ -5,6 +5,8 @@
     D: "channels"    x' = [x, one_hot(y) as constant maps]    (Generative Deep Learning, keras)
        "projection"  logit += <E_y, phi(x)>, phi = D's pooled features (Miyato & Koyama 2018):
                      the label meets D's judgement at the end instead of the raw pixels
+       "none"        D does not see the label; its classifier head names the class instead
+                     (AC-GAN, Odena et al. 2017; the conv nets' model.d_classifier)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from torch import nn
 
 G_LABEL_INPUTS = ("onehot", "embedding")
 D_LABEL_INPUTS = ("channels", "projection")
+AC_GAN_D_INPUT = "none"  # for a D with a classifier head only: the head carries the label
 
 
 class LabelToLatent(nn.Module):

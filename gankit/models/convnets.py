@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import DesignWarning, GankitError
 from ..nn import MinibatchDiscrimination, MinibatchStdDev, split_at
-from .conditional import (D_LABEL_INPUTS, G_LABEL_INPUTS, ConditionalBatchNorm2d, LabelToLatent, Projection,
+from .conditional import (AC_GAN_D_INPUT, D_LABEL_INPUTS, G_LABEL_INPUTS, ConditionalBatchNorm2d, LabelToLatent, Projection,
                           label_maps)
 
 ACTIVATIONS = {
@@ -92,7 +92,8 @@ class ConvGANOptions:
     d_head: str = "dense"  # dense: flatten -> Linear; conv: one conv over the last map (GDL)
     minibatch: str = "none"  # none | stddev (ProGAN) | discrimination (Salimans 2016), before the head
     g_label_input: str = "onehot"  # conditional G: onehot | embedding joined to z
-    d_label_input: str = "channels"  # conditional D: channels (one-hot maps) | projection
+    # conditional D: channels (one-hot maps) | projection | none (AC-GAN: only its classifier head)
+    d_label_input: str = "channels"
     embedding_dim: int = 50  # size of the label embedding (g_label_input=embedding)
     # class-conditional batch norm in G: a scale and shift per class after each batch norm
     # (de Vries et al. 2017; SNGAN's projection G, BigGAN): the label reaches every layer
@@ -108,7 +109,7 @@ def validate_options(o: ConvGANOptions) -> None:
                "d_activation": (o.d_activation, tuple(ACTIVATIONS)), "output": (o.output, tuple(OUTPUTS)),
                "d_head": (o.d_head, HEADS), "minibatch": (o.minibatch, MINIBATCH),
                "g_label_input": (o.g_label_input, G_LABEL_INPUTS),
-               "d_label_input": (o.d_label_input, D_LABEL_INPUTS),
+               "d_label_input": (o.d_label_input, (*D_LABEL_INPUTS, AC_GAN_D_INPUT)),
                "g_start_norm": (o.g_start_norm, ("channel", "unit")),
                "g_order": (o.g_order, ("norm_act", "act_norm"))}
     for key, (value, allowed) in choices.items():
@@ -223,6 +224,16 @@ class ConvDiscriminator(nn.Module):
         if o.d_classifier and not num_classes:
             raise GankitError("model.d_classifier (AC-GAN) makes D name the class: train a conditional "
                               "GAN (--conditional, labelled data) or drop it")
+        if num_classes and o.d_classifier and o.d_label_input == "channels":
+            # measured: with the label maps in its input, D's head names the class of reals and fakes
+            # alike from the maps (class accuracy 1.0 and a class loss of 0.001 by step 260 of the
+            # zoo's cgan), so G's class loss is ~0 whatever it draws and teaches it nothing
+            raise GankitError("model.d_classifier with model.d_label_input=channels lets D's class head read the "
+                              "label from its input maps instead of the image: use model.d_label_input=none "
+                              "(AC-GAN as Odena et al.) or projection")
+        if num_classes and o.d_label_input == AC_GAN_D_INPUT and not o.d_classifier:
+            raise GankitError("model.d_label_input=none leaves D blind to the label: add model.d_classifier=true "
+                              "(AC-GAN) or use channels or projection")
         c_in = channels + (num_classes if self.label_input == "channels" else 0)
         padding = (o.d_kernel - 1) // 2
         layers: list[nn.Module] = []
