@@ -103,6 +103,7 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
     run_dir = Path(run_dir)
     # one trainer per folder, taken before anything is written in it (a refused run writes nothing)
     if lock is None and distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)  # a folder the caller named (Python API) may be new
         lock = RunLock(run_dir).acquire()
 
     device = select_device(config.device)

@@ -420,7 +420,7 @@ def test_ac_gan_d_names_classes_and_both_nets_learn_from_it(tmp_path):
         with pytest.raises(GankitError, match=message):
             resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**model, **labels_in}))
     # with a projection D the head reads label-free features too (the projection adds the label)
-    (tmp_path / "p").mkdir()
+    # (build_run makes the run folder it is given: tmp_path / "p" does not exist yet)
     projected = build_run(resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**model, "d_label_input": "projection"})),
                           run_dir=tmp_path / "p", write_config=False).trainer.ctx.D.eval()
     assert torch.equal(projected.judge(images, labels)[1], projected.judge(images, torch.tensor([1, 1, 1, 1]))[1])
