@@ -95,6 +95,10 @@ ZOO = [
     ("AC-GAN + conditional batch norm", "cgan",
      merge(SHARED_NETS, {"model": {"d_classifier": True, "d_label_input": "none", "g_label_norm": True}}),
      "shared nets, D: no label input + AC-GAN head, conditional BN", "acgan-cbn"),
+    # D's head trained on reals only: G's fakes must be named by a classifier of real digits
+    ("AC-GAN, class head on reals only", "cgan",
+     merge(SHARED_NETS, {"model": {"d_classifier": True, "d_label_input": "none"}, "classifier_fakes": False}),
+     "shared nets, D: no label input + AC-GAN head trained on reals only", "acgan-reals"),
     ("cgan-projection + AC-GAN head + conditional batch norm", "cgan-projection",
      merge(SHARED_NETS, {"model": {"d_classifier": True, "g_label_norm": True}}),
      "shared nets, AC-GAN head, conditional BN", "cgan-projection-cbn-acgan"),

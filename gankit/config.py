@@ -143,6 +143,7 @@ class TrainConfig:
     penalty_weight: float | None = option(None, "Weight of the penalty (unset: the penalty's usual, gp 10, r1 5 = gamma/2).")
     penalty_every: int = 1  # lazy regularisation: the penalty every N steps, weighted N (StyleGAN2: 16)
     classifier_weight: float = option(1.0, "AC-GAN: weight of the class loss, for a D with a classifier head (model.d_classifier).")
+    classifier_fakes: bool = option(True, "AC-GAN: D's class head also learns to name G's fakes as their labels (Odena et al.); off: it learns from reals only, so G must draw what a classifier of real images names.")
     drift: float = option(0.0, "ProGAN's drift term: D's loss += drift x E[D(real)^2], which keeps a critic's scores near 0 (progan: 0.001).")
     update: str = option("joint", "Update strategy: the order of D's and G's passes in a step.")
     d_steps: int = option(1, "D (critic) steps per step (alternating, two_phase; WGAN-GP: 5).")

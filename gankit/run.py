@@ -141,6 +141,7 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
                         else penalty.default_weight if penalty else 0.0),
         penalty_every=config.penalty_every, drift=config.drift, d_skip_below=config.d_skip_below,
         path_length=path_length_penalty(config, device), classifier_weight=config.classifier_weight,
+        classifier_fakes=config.classifier_fakes,
         weights=task_class.objective_weights(config))
     # fp16's narrow range needs loss scaling; bf16 has fp32's range and does not
     scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None

@@ -38,6 +38,7 @@ class Objective:
     drift: float = 0.0  # ProGAN's epsilon: + drift * E[D(real)^2], so a critic's scores cannot wander off
     path_length: PathLengthPenalty | None = None  # G's path-length regularisation (StyleGAN2)
     classifier_weight: float = 1.0  # AC-GAN: the class loss's weight, where D has a classifier head
+    classifier_fakes: bool = True  # AC-GAN: D's head learns to name the fakes too (Odena et al.)
     d_skip_below: float | None = None  # skip D's step while its loss is below this
     weights: dict[str, float] = field(default_factory=dict)  # a task's own terms, e.g. cycle, l1
 
@@ -128,7 +129,9 @@ def discriminator_loss(ctx: StepContext, real_logits: Tensor, fake_logits: Tenso
         stats[f"loss/{ctx.objective.penalty.name}"] = penalty.detach()
     if classes is not None:
         real_classes, fake_classes, fake_labels = classes
-        named = (F.cross_entropy(real_classes.float(), labels) + F.cross_entropy(fake_classes.float(), fake_labels))
+        named = F.cross_entropy(real_classes.float(), labels)
+        if ctx.objective.classifier_fakes:
+            named = named + F.cross_entropy(fake_classes.float(), fake_labels)
         loss = loss + ctx.objective.classifier_weight * named
         stats["loss/d_class"] = named.detach()
         stats["d/class_acc_real"] = (real_classes.argmax(1) == labels).float().mean()
