@@ -99,6 +99,8 @@ ZOO = [
     ("AC-GAN, class head on reals only", "cgan",
      merge(SHARED_NETS, {"model": {"d_classifier": True, "d_label_input": "none"}, "classifier_fakes": False}),
      "shared nets, D: no label input + AC-GAN head trained on reals only", "acgan-reals"),
+    ("AC-GAN preset, class loss weight 3", "acgan", merge(SHARED_NETS, {"classifier_weight": 3.0}),
+     "shared nets, class loss weight 3", "acgan-w3"),
     ("cgan-projection + AC-GAN head + conditional batch norm", "cgan-projection",
      merge(SHARED_NETS, {"model": {"d_classifier": True, "g_label_norm": True}}),
      "shared nets, AC-GAN head, conditional BN", "cgan-projection-cbn-acgan"),

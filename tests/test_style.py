@@ -266,13 +266,22 @@ def test_progan_resets_adam_at_each_phase_and_adds_the_drift_term(tmp_path):
     assert max(int(v["step"]) for v in ckpt.load_checkpoint(kept.run_dir)["opt_g"]["state"].values()) == 10
 
 
+def test_stylegan_outputs_through_tanh_by_default():
+    """StyleGAN's default output is tanh (linear collapsed the CPU-sized digits runs: see
+    StyleGANOptions.output); linear is the switch to the reference's."""
+    options = get_recipe("stylegan").options({})
+    assert options.output == "tanh" and get_recipe("progan").options({}).output == "linear"
+
+
 @pytest.mark.parametrize("recipe", ["stylegan", "progan"])
-def test_outputs_are_linear_as_the_references_and_old_runs_keep_their_tanh(tmp_path, recipe):
-    """New runs output linearly (values beyond [-1, 1] reach the loss; display clips); a config
-    saved before model.output existed loads with the tanh it was trained with."""
+def test_linear_outputs_as_the_references_and_old_runs_keep_their_tanh(tmp_path, recipe):
+    """Linear outputs (ProGAN's default, StyleGAN's switch) let values beyond [-1, 1] reach the
+    loss (display clips); a config saved before model.output existed loads with its tanh."""
     from gankit.config import upgrade_saved_config
 
-    result = train(tiny(tmp_path, recipe), steps=1, name="lin")
+    options = tiny(tmp_path, recipe)
+    options["model"] = {**options.get("model", {}), "output": "linear"}
+    result = train(options, steps=1, name="lin")
     G = load_generator(result.run_dir)
     assert G.config.model["output"] == "linear" and not G.module.tanh
     with torch.no_grad():
