@@ -13,7 +13,8 @@ Inception features when their weights are on disk (no download here), else no KI
 
 `--variant before` trains as gankit did before it followed the references more closely (tanh
 output, D pooling instead of the low-pass filter, no path-length regularisation, EMA 0.999 per
-step), so one run of each variant gives the before/after table. The digits are also scored by
+step), so one run of each variant gives the before/after table. (The output is tanh in both now:
+the reference's linear output collapsed these CPU-sized runs; see StyleGANOptions.output.) The digits are also scored by
 precision/recall and density/coverage and by the perceptual path length, all on the mnist
 features (PPL in w, end-point sampling, 2000 pairs; lower is smoother).
 """

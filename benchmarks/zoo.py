@@ -101,6 +101,8 @@ ZOO = [
      "shared nets, D: no label input + AC-GAN head trained on reals only", "acgan-reals"),
     ("AC-GAN preset, class loss weight 3", "acgan", merge(SHARED_NETS, {"classifier_weight": 3.0}),
      "shared nets, class loss weight 3", "acgan-w3"),
+    ("AC-GAN preset, class loss weight 10", "acgan", merge(SHARED_NETS, {"classifier_weight": 10.0}),
+     "shared nets, class loss weight 10", "acgan-w10"),
     ("cgan-projection + AC-GAN head + conditional batch norm", "cgan-projection",
      merge(SHARED_NETS, {"model": {"d_classifier": True, "g_label_norm": True}}),
      "shared nets, AC-GAN head, conditional BN", "cgan-projection-cbn-acgan"),
