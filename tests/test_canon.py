@@ -424,6 +424,20 @@ def test_ac_gan_d_names_classes_and_both_nets_learn_from_it(tmp_path):
     projected = build_run(resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**model, "d_label_input": "projection"})),
                           run_dir=tmp_path / "p", write_config=False).trainer.ctx.D.eval()
     assert torch.equal(projected.judge(images, labels)[1], projected.judge(images, torch.tensor([1, 1, 1, 1]))[1])
+    # D's class loss: on reals and fakes (Odena et al.), or on reals only (classifier_fakes=false)
+    import dataclasses
+    import torch.nn.functional as F
+    from gankit.training.step import discriminator_loss
+
+    ctx = run.trainer.ctx
+    real_classes, fake_classes = torch.randn(4, 10), torch.randn(4, 10)
+    fake_labels = torch.tensor([2, 2, 7, 1])
+    both = F.cross_entropy(real_classes, labels) + F.cross_entropy(fake_classes, fake_labels)
+    for fakes, expected in ((True, both), (False, F.cross_entropy(real_classes, labels))):
+        ctx.objective = dataclasses.replace(ctx.objective, classifier_fakes=fakes)
+        _, stats = discriminator_loss(ctx, torch.zeros(4), torch.zeros(4), images, images, labels,
+                                      (real_classes, fake_classes, fake_labels))
+        torch.testing.assert_close(stats["loss/d_class"], expected)
     with pytest.raises(GankitError, match="g_label_norm makes G's batch norms class-conditional"):
         resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**get_recipe("cgan").tiny, "g_label_norm": True,
                                                                      "g_norm": "layer"}))
