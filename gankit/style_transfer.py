@@ -125,6 +125,14 @@ def find_vgg19_weights(weights: str | Path | None = None) -> Path:
         instead=" (or pass --weights PATH; --random-weights runs without them, but not as real style transfer)")
 
 
+def vgg19_weights_on_disk(weights: str | Path | None = None) -> Path | None:
+    """Where `find_vgg19_weights` would find the file without downloading it; None where a real
+    run would have to download it (a dry run reports that rather than fetching)."""
+    return weight_files.find_on_disk("the VGG19 ImageNet weights", VGG19_FILE, [weight_files.hub_checkpoints()],
+                                     url=VGG19_URL, given=[(weights, "the weights file"),
+                                                           (os.environ.get(VGG19_ENV), VGG19_ENV)])
+
+
 class VGG19Features(nn.Module):
     """torchvision's VGG19 convolutional part: images (B, 3, H, W) in [0, 1] -> {layer name:
     activation (B, C, H / 2^k, W / 2^k)}, only up to the deepest layer asked for.

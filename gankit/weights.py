@@ -43,6 +43,23 @@ def find_or_download(what: str, file_name: str, folders: Sequence[Path], *, url:
 
     Otherwise a GankitError naming the file to put there; `instead` adds other ways out (an
     option, an environment variable, how to make the file)."""
+    found = find_on_disk(what, file_name, folders, url=url, given=given)
+    if found is not None:
+        return found
+    target = Path(folders[-1]) / file_name
+    if url is None or not network_reachable(url):
+        fetch = f"fetch {url} elsewhere" if url else "get the file"
+        offline = " and there is no network to download it" if url else ""
+        raise GankitError(f"{what} ({file_name}) is not on this machine{offline}: {fetch} and put "
+                          f"it at {target}{instead}")
+    return download(url, target, sha256_prefix)
+
+
+def find_on_disk(what: str, file_name: str, folders: Sequence[Path], *, url: str | None = None,
+                 given: Iterable[tuple[str | Path | None, str]] = ()) -> Path | None:
+    """Steps 1 and 2 of `find_or_download`, without the download: the file, or None where only a
+    download would bring it (dry runs say so instead of fetching). A given path that does not
+    exist is still an error."""
     for path, origin in given:
         if path:
             path = Path(path).expanduser()
@@ -54,13 +71,7 @@ def find_or_download(what: str, file_name: str, folders: Sequence[Path], *, url:
     for folder in folders:
         if (Path(folder) / file_name).is_file():
             return Path(folder) / file_name
-    target = Path(folders[-1]) / file_name
-    if url is None or not network_reachable(url):
-        fetch = f"fetch {url} elsewhere" if url else "get the file"
-        offline = " and there is no network to download it" if url else ""
-        raise GankitError(f"{what} ({file_name}) is not on this machine{offline}: {fetch} and put "
-                          f"it at {target}{instead}")
-    return download(url, target, sha256_prefix)
+    return None
 
 
 def network_reachable(url: str, timeout: float = PROBE_TIMEOUT) -> bool:

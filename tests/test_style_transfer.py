@@ -297,6 +297,33 @@ def test_cli_stylize_errors_are_one_line(tmp_path, pictures, capsys, offline):
     assert not (tmp_path / "out.png").exists()
 
 
+def test_cli_stylize_dry_run_checks_everything_and_writes_nothing(tmp_path, pictures, capsys, offline):
+    """--dry-run reads both pictures, resolves the options and says where the weights would come
+    from (offline without them: that a real run would download them), optimising and writing nothing."""
+    content, style = pictures
+    out = tmp_path / "out.png"
+    code, stdout, err = run(["stylize", str(content), str(style), "--out", str(out), "--size", "24",
+                             "--dry-run"], capsys)
+    assert code == 0, err
+    width, height = Image.open(content).size
+    scale = 24 / min(width, height)
+    assert f"content: {width}x{height} -> {round(width * scale)}x{round(height * scale)}" in stdout
+    assert "size: 24" in stdout and "not on this machine; a real run downloads them from " + VGG19_URL in stdout
+    cached = vgg19_hub_path()
+    cached.parent.mkdir(parents=True)
+    torch.save(VGG19Features(seed=1).body.state_dict(), cached)
+    code, stdout, _ = run(["stylize", str(content), str(style), "--out", str(out), "--dry-run"], capsys)
+    assert code == 0 and f"VGG19 ImageNet weights from {cached}" in stdout
+    code, stdout, _ = run(["stylize", str(content), str(style), "--out", str(out), "--dry-run", "--random-weights"], capsys)
+    assert code == 0 and "seeded random VGG19" in stdout
+    (tmp_path / "text.png").write_text("hello")
+    code, _, err = run(["stylize", str(content), str(tmp_path / "text.png"), "--out", str(out), "--dry-run"], capsys)
+    assert code == 2 and "cannot read" in err and err.count("\n") == 1
+    before = sorted(tmp_path.rglob("*"))
+    run(["stylize", str(content), str(style), "--out", str(out), "--dry-run"], capsys)
+    assert not out.exists() and sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
 def test_cli_help_quotes_the_config_defaults():
     import re
 

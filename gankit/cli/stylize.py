@@ -30,6 +30,7 @@ def stylize(
     seed: Optional[int] = typer.Option(None, help="Seed of the noise start and the random weights. (default: 0)"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto. (default: cpu)"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check the options, both pictures and where the VGG19 weights are; print the plan; optimise nothing, download nothing, write nothing."),
 ):
     """Neural style transfer (Gatys et al.): CONTENT painted in the style of STYLE with VGG19."""
     from ..style_transfer import (CONTENT, RANDOM, STYLE, TOTAL, TV, StyleTransferConfig,
@@ -49,6 +50,9 @@ def stylize(
                                  **{k: v for k, v in given.items() if v is not None})
     config.validate()  # before the images and the network are loaded
     content_image, style_image = load_image(content), load_image(style)
+    if dry_run:
+        _print_plan(config, content_image, style_image, out)
+        return
     result = run_stylize(content_image, style_image, config)
     save_image(result.image, out)
     final = result.final
@@ -58,3 +62,27 @@ def stylize(
                f"({config.steps} {config.optimizer} steps, {result.seconds:.1f} s)")
     height, width = result.image.shape[-2:]
     typer.echo(f"wrote a {width}x{height} image to {out}")
+
+
+def _print_plan(config, content_image, style_image, out: Path) -> None:
+    """What a real run would do: the resolved options, the pictures' sizes, where the weights
+    come from (or that they would be downloaded), where the result goes."""
+    import dataclasses
+
+    import yaml
+
+    from ..style_transfer import RANDOM, VGG19_URL, vgg19_weights_on_disk
+
+    width, height = content_image.size
+    scale = config.size / min(width, height)  # the shorter side becomes --size; the aspect ratio is kept
+    typer.echo(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False).rstrip())
+    typer.echo(f"content: {width}x{height} -> {round(width * scale)}x{round(height * scale)}; "
+               f"style: {style_image.size[0]}x{style_image.size[1]}")
+    if config.weights == RANDOM:
+        typer.echo("features: a seeded random VGG19 (not real style transfer)")
+    else:
+        found = vgg19_weights_on_disk(config.weights)
+        typer.echo(f"features: VGG19 ImageNet weights from {found}" if found else
+                   f"features: the VGG19 ImageNet weights are not on this machine; a real run downloads "
+                   f"them from {VGG19_URL} (or pass --weights PATH)")
+    typer.echo(f"# dry run: would write {out}; nothing optimised, nothing written")
