@@ -370,6 +370,13 @@ def test_metrics_rows_across_a_resume_are_an_uninterrupted_runs(tmp_path):
     with pytest.warns(UserWarning, match="continuing from step-00000004.pt"):
         train(resume=ckpt.list_checkpoints(killed.run_dir)[0], steps=10)
     assert rows(killed.run_dir) == straight
+    # killed while a row was being written: the torn last line is one the resume trains again
+    torn = train(options, steps=7, name="torn")
+    with open(torn.run_dir / "metrics.jsonl", "a") as log:
+        log.write('{"step": 8, "loss/d": 0.6')
+    with pytest.warns(UserWarning, match="continuing from step-00000004.pt"):
+        train(resume=ckpt.list_checkpoints(torn.run_dir)[0], steps=10)
+    assert rows(torn.run_dir) == straight and not list(torn.run_dir.glob(".metrics.jsonl.tmp-*"))
 
 
 def test_inception_evaluation_without_weights_fails_before_writing(tmp_path, monkeypatch, offline):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections import defaultdict
@@ -89,9 +90,11 @@ class JsonLinesSink:
 
     def __init__(self, path: Path, after_step: int | None = None):
         if after_step is not None and path.exists():
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= after_step]
-            path.write_text("".join(line + "\n" for line in kept))
+            kept = [line for line in path.read_text().splitlines() if _step_of(line, after_step + 1) <= after_step]
+            # replaced in one step: a kill while the kept rows are written leaves the old file whole
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            tmp.write_text("".join(line + "\n" for line in kept))
+            os.replace(tmp, path)
         self.file = open(path, "a", buffering=1)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
@@ -101,6 +104,15 @@ class JsonLinesSink:
 
     def close(self) -> None:
         self.file.close()
+
+
+def _step_of(line: str, unreadable: int) -> int:
+    """A row's step; `unreadable` for a blank line or one cut short by a kill mid-write (only the
+    last row can be: it belongs to steps the resumed run trains again, so it is dropped)."""
+    try:
+        return int(json.loads(line).get("step", 0)) if line.strip() else unreadable
+    except (ValueError, AttributeError):
+        return unreadable
 
 
 class TensorBoardSink:
