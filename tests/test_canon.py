@@ -415,15 +415,25 @@ def test_ac_gan_d_names_classes_and_both_nets_learn_from_it(tmp_path):
     assert len(rows) == 2 and all({"loss/d_class", "loss/g_class", "d/class_acc_real"} <= set(r) for r in rows)
     with pytest.raises(GankitError, match="d_classifier .AC-GAN. makes D name the class"):
         resolve_config(tiny_options(tmp_path / "runs", "convgan", model={**get_recipe("convgan").tiny, "d_classifier": True}))
-    for labels_in, message in (({"d_label_input": "channels"}, "lets D's class head read the label from its input maps"),
-                               ({"d_label_input": "none", "d_classifier": False}, "leaves D blind to the label")):
+    for labels_in, extra, message in (
+            ({"d_label_input": "channels"}, {}, "lets D's class head read the label from its input maps"),
+            ({"d_label_input": "none", "d_classifier": False}, {}, "leaves D blind to the label"),
+            ({"d_label_input": "none"}, {"classifier_weight": 0.0}, "leaves D blind to the label")):
         with pytest.raises(GankitError, match=message):
-            resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**model, **labels_in}))
+            resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**model, **labels_in}, **extra))
+    # refused for new runs only: a run saved with the head on the label-maps D still loads
+    leaky = train(options, steps=1, name="leaky")
+    state = ckpt.load_checkpoint(leaky.run_dir)
+    state["config"]["model"]["d_label_input"] = "channels"
+    # (its D is built afresh from that config; sampling loads G alone)
+    torch.save(state, tmp_path / "leaky.pt")
+    assert load_generator(tmp_path / "leaky.pt").sample(2, label=3).shape == (2, 1, 16, 16)
     # with a projection D the head reads label-free features too (the projection adds the label)
     # (build_run makes the run folder it is given: tmp_path / "p" does not exist yet)
-    projected = build_run(resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**model, "d_label_input": "projection"})),
-                          run_dir=tmp_path / "p", write_config=False).trainer.ctx.D.eval()
-    assert torch.equal(projected.judge(images, labels)[1], projected.judge(images, torch.tensor([1, 1, 1, 1]))[1])
+    with build_run(resolve_config(tiny_options(tmp_path / "runs", "cgan", model={**model, "d_label_input": "projection"})),
+                   run_dir=tmp_path / "p", write_config=False) as projected_run:
+        projected = projected_run.trainer.ctx.D.eval()
+        assert torch.equal(projected.judge(images, labels)[1], projected.judge(images, torch.tensor([1, 1, 1, 1]))[1])
     # D's class loss: on reals and fakes (Odena et al.), or on reals only (classifier_fakes=false)
     import dataclasses
     import torch.nn.functional as F

@@ -297,11 +297,19 @@ def test_cli_stylize_errors_are_one_line(tmp_path, pictures, capsys, offline):
     assert not (tmp_path / "out.png").exists()
 
 
-def test_cli_stylize_dry_run_checks_everything_and_writes_nothing(tmp_path, pictures, capsys, offline):
+def test_cli_stylize_dry_run_checks_everything_and_writes_nothing(tmp_path, pictures, capsys, offline,
+                                                                  monkeypatch):
     """--dry-run reads both pictures, resolves the options and says where the weights would come
-    from (offline without them: that a real run would download them), optimising and writing nothing."""
+    from (without them: that a real run downloads them, or offline the real run's one-line error),
+    optimising, downloading and writing nothing."""
+    from gankit import weights
+
     content, style = pictures
     out = tmp_path / "out.png"
+    code, _, err = run(["stylize", str(content), str(style), "--out", str(out), "--dry-run"], capsys)
+    assert code == 2 and str(vgg19_hub_path()) in err and err.count("\n") == 1  # offline, no weights
+    monkeypatch.setattr(weights, "network_reachable", lambda *args, **kwargs: True)
+    monkeypatch.setattr(weights, "download", lambda *args, **kwargs: pytest.fail("a dry run downloaded"))
     code, stdout, err = run(["stylize", str(content), str(style), "--out", str(out), "--size", "24",
                              "--dry-run"], capsys)
     assert code == 0, err

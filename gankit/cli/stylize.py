@@ -71,7 +71,8 @@ def _print_plan(config, content_image, style_image, out: Path) -> None:
 
     import yaml
 
-    from ..style_transfer import RANDOM, VGG19_URL, vgg19_weights_on_disk
+    from ..style_transfer import RANDOM, VGG19_URL, find_vgg19_weights, vgg19_weights_on_disk
+    from ..weights import network_reachable
 
     width, height = content_image.size
     scale = config.size / min(width, height)  # the shorter side becomes --size; the aspect ratio is kept
@@ -82,6 +83,8 @@ def _print_plan(config, content_image, style_image, out: Path) -> None:
         typer.echo("features: a seeded random VGG19 (not real style transfer)")
     else:
         found = vgg19_weights_on_disk(config.weights)
+        if found is None and not network_reachable(VGG19_URL):
+            find_vgg19_weights(config.weights)  # offline without them: the real run's one-line error
         typer.echo(f"features: VGG19 ImageNet weights from {found}" if found else
                    f"features: the VGG19 ImageNet weights are not on this machine; a real run downloads "
                    f"them from {VGG19_URL} (or pass --weights PATH)")

@@ -224,16 +224,6 @@ class ConvDiscriminator(nn.Module):
         if o.d_classifier and not num_classes:
             raise GankitError("model.d_classifier (AC-GAN) makes D name the class: train a conditional "
                               "GAN (--conditional, labelled data) or drop it")
-        if num_classes and o.d_classifier and o.d_label_input == "channels":
-            # measured: with the label maps in its input, D's head names the class of reals and fakes
-            # alike from the maps (class accuracy 1.0 and a class loss of 0.001 by step 260 of the
-            # zoo's cgan), so G's class loss is ~0 whatever it draws and teaches it nothing
-            raise GankitError("model.d_classifier with model.d_label_input=channels lets D's class head read the "
-                              "label from its input maps instead of the image: use model.d_label_input=none "
-                              "(AC-GAN as Odena et al.) or projection")
-        if num_classes and o.d_label_input == AC_GAN_D_INPUT and not o.d_classifier:
-            raise GankitError("model.d_label_input=none leaves D blind to the label: add model.d_classifier=true "
-                              "(AC-GAN) or use channels or projection")
         c_in = channels + (num_classes if self.label_input == "channels" else 0)
         padding = (o.d_kernel - 1) // 2
         layers: list[nn.Module] = []

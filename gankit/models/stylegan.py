@@ -6,7 +6,7 @@ G = synthesis(mapping(z)):
   synthesis  a learned constant (C4, 4, 4) -> per resolution: [upsampling] style conv ->
              noise -> leaky ReLU, twice (once at 4x4), each conv styled by its own w; a 1x1
              toRGB per resolution, summed up the resolutions (StyleGAN2's skip generator)
-             -> (B, C, size, size), linear (model.output=tanh: the old tanh)
+             -> (B, C, size, size) through tanh (model.output=linear: the reference's; see the option)
   ws: one w per style layer, `num_ws` = 2 x resolutions; index 0 is the coarsest. Styles are
   applied by modulated/demodulated convs (StyleGAN2, `style=modulated`) or by AdaIN after plain
   convs (StyleGAN, `style=adain`). In training, with probability `mixing_prob` a batch switches

@@ -40,6 +40,7 @@ def check_config(config) -> None:
                           "of at least 1 (4 and 2) and a decay in [0, 1] (0.01)")
     if not config.classifier_weight >= 0:
         raise GankitError(f"--classifier-weight {config.classifier_weight:g}: give 0 or more (AC-GAN: 1)")
+    check_label_paths(config)
     if not config.drift >= 0:
         raise GankitError(f"--drift {config.drift:g}: give 0 (off) or a small positive weight, e.g. 0.001 (ProGAN)")
     if config.ema_kimg is not None and not (config.ema_kimg > 0 or config.ema_kimg == -1):
@@ -74,3 +75,22 @@ def _uses_cuda(device: str) -> bool:
     import torch
 
     return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
+def check_label_paths(config) -> None:
+    """A conditional D must carry the label one way, and its AC-GAN head must not read it from its
+    input. Checked for new runs only: a run saved before these checks still loads and samples."""
+    model = config.model  # the recipe's options; only the conv nets have these keys
+    head, label_input = model.get("d_classifier"), model.get("d_label_input")
+    if not config.conditional or label_input is None:
+        return
+    if head and label_input == "channels":
+        # measured: with the label maps in its input, D's head names the class of reals and fakes
+        # alike from the maps (class accuracy 1.0 and a class loss of 0.001 by step 260 of the
+        # zoo's cgan), so G's class loss is ~0 whatever it draws and teaches it nothing
+        raise GankitError("model.d_classifier with model.d_label_input=channels lets D's class head read the "
+                          "label from its input maps instead of the image: use model.d_label_input=none "
+                          "(AC-GAN as Odena et al.) or projection")
+    if label_input == "none" and not (head and config.classifier_weight > 0):
+        raise GankitError("model.d_label_input=none leaves D blind to the label: add model.d_classifier=true "
+                          "with a --classifier-weight above 0 (AC-GAN), or use channels or projection")

@@ -111,7 +111,7 @@ def _step_of(line: str, unreadable: int) -> int:
     last row can be: it belongs to steps the resumed run trains again, so it is dropped)."""
     try:
         return int(json.loads(line).get("step", 0)) if line.strip() else unreadable
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):
         return unreadable
 
 

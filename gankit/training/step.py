@@ -114,7 +114,8 @@ def discriminator_loss(ctx: StepContext, real_logits: Tensor, fake_logits: Tenso
     and `fake` are the images before augmentation: the penalty differentiates D through the
     augmentation with respect to them, as StyleGAN2-ADA takes R1. `classes`: an AC-GAN D's
     (class logits of the reals, of the fakes, the fakes' labels): D also learns to name both
-    (Odena et al. 2017: L_C = log P(C = c | real) + log P(C = c | fake), maximised by D and G)."""
+    (Odena et al. 2017: L_C = log P(C = c | real) + log P(C = c | fake), maximised by D and G),
+    or the reals alone with `classifier_fakes` off."""
     real_target, fake_target, stats = make_targets(ctx.objective.targets, real_logits.shape[0],
                                                    fake_logits.shape[0], ctx.device)
     # in fp32: under bf16 autocast a 0.9 target would become 0.898
