@@ -91,6 +91,8 @@ def check_label_paths(config) -> None:
         raise GankitError("model.d_classifier with model.d_label_input=channels lets D's class head read the "
                           "label from its input maps instead of the image: use model.d_label_input=none "
                           "(AC-GAN as Odena et al.) or projection")
-    if label_input == "none" and not (head and config.classifier_weight > 0):
+    from ..models.conditional import AC_GAN_D_INPUT
+
+    if label_input == AC_GAN_D_INPUT and not (head and config.classifier_weight > 0):
         raise GankitError("model.d_label_input=none leaves D blind to the label: add model.d_classifier=true "
                           "with a --classifier-weight above 0 (AC-GAN), or use channels or projection")
