@@ -1,20 +1,25 @@
-"""How well does projection put unseen images into a trained generator?
+"""How well does projection put images into a trained generator?
 
-Projects `--n` held-out digits (the last 500 of mnist5k, which the shipped `dcgan-mnist` and
-`stylegan-mnist` models and the digit classifier never saw) into each `--models` model, and
-reports per model, as medians over the images with the spread:
+Digit models (trained on `mnist5k`): projects `--n` held-out digits (the last 500 of mnist5k,
+which the shipped `dcgan-mnist` and `stylegan-mnist` models and the digit classifier never saw).
+Face models (trained on `faces100`): the shipped `dcgan-faces100` saw all 100 faces, so there is
+no unseen face to project; it projects `--n` of its training faces, and its "nearest training
+image" is the nearest *other* face (what the model would give if it had learnt a face it had
+not seen from its neighbours). Faces have no feature network offline: pixels only.
 
-- the reconstruction error: pixel L1 (mean absolute difference, images in [0, 1]) and the
-  distance of the digit classifier's features;
+Reports per model, as medians over the images with the spread (quartiles):
+
+- the reconstruction error: pixel L1 (mean absolute difference, images in [0, 1]) and, for
+  digits, the distance of the digit classifier's features;
 - the same errors of two references: the nearest training image (by L1, over the images the
   model was trained on: what a perfect memoriser would give) and a random sample of the model
   (what no projection gives);
-- the share of reconstructions the digit classifier reads as the target's digit.
+- for digits, the share of reconstructions the digit classifier reads as the target's digit.
 
 Writes a JSON per model, a table, and a picture per model (targets; reconstructions; nearest
 training images).
 
-    python benchmarks/projection.py --models dcgan-mnist,stylegan-mnist --n 50 --steps 1000
+    python benchmarks/projection.py --n 50 --steps 1000   # dcgan-mnist, stylegan-mnist, dcgan-faces100
     python benchmarks/projection.py --models runs/my-digits --n 8 --steps 100   # any digit run
 """
 
@@ -48,37 +53,47 @@ def run(model: str, args) -> dict:
 
     torch.set_num_threads(args.threads)
     generator = load_generator(model)
-    data = load_dataset(DataConfig(source="mnist5k", size=generator.config.data.size, channels=1), progress=False)
-    held = data.subset(torch.arange(len(data) - HELD_OUT, len(data)))
-    train = data.subset(torch.arange(len(data) - HELD_OUT))
+    source = generator.config.data.source
+    data = load_dataset(DataConfig(source=source, size=generator.config.data.size,
+                                   channels=generator.config.data.channels), progress=False)
+    digits = source == "mnist5k"
+    if digits:  # unseen digits against the ones the model was trained on
+        held = data.subset(torch.arange(len(data) - HELD_OUT, len(data)))
+        train = data.subset(torch.arange(len(data) - HELD_OUT))
+    else:  # a model that saw every image: its own training images, against the nearest other one
+        held = train = data
     pick = torch.randperm(len(held), generator=torch.Generator().manual_seed(args.seed))[:args.n]
-    targets = pool_pixels(held)[pick].float() / 255  # (n, 1, S, S)
-    digits = held.labels[pick]
+    targets = pool_pixels(held)[pick].float() / 255  # (n, C, S, S)
+    features = "mnist" if digits else None
     start = time.perf_counter()
-    result = project(generator.module, targets, steps=args.steps, distance=args.distance, features="mnist",
+    result = project(generator.module, targets, steps=args.steps, distance=args.distance, features=features,
                      seed=args.seed)
     seconds = time.perf_counter() - start
-    extractor = load_feature_extractor("mnist").eval()
+    extractor = load_feature_extractor("mnist").eval() if digits else None
     pool = pool_pixels(train)
-    _, nearest_index = nearest(targets, pool, 1)  # the closest training image of each target, by L1
+    # the closest training image of each target, by L1 (for faces: not the target itself)
+    _, nearest_index = nearest(targets, pool, 1, exclude=None if digits else pick)
     nearest_images = pool[nearest_index[:, 0]].float() / 255
     random_images = generator.sample(args.n, seed=args.seed + 1)
 
-    def errors(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    def errors(images: torch.Tensor) -> dict:
         with torch.no_grad():
-            l1 = (images - targets).abs().flatten(1).mean(1)
-            feats = (extractor(images) - extractor(targets)).norm(dim=1)
-        return l1.tolist(), feats.tolist()
+            out = {"l1": (images - targets).abs().flatten(1).mean(1).tolist()}
+            if extractor is not None:
+                out["features"] = (extractor(images) - extractor(targets)).norm(dim=1).tolist()
+        return out
 
     rows = {name: errors(images) for name, images in
             (("projection", result.images), ("nearest training image", nearest_images), ("random sample", random_images))}
-    with torch.no_grad():
-        read = (extractor.predict_digits(result.images) == digits).float().mean().item()
+    read = None
+    if digits:
+        with torch.no_grad():
+            read = (extractor.predict_digits(result.images) == held.labels[pick]).float().mean().item()
     name = Path(model).name
     save_grid(torch.cat([targets[:8], result.images[:8], nearest_images[:8]]), Path(args.out) / f"{name}.png", nrow=min(8, args.n))
     return {"model": model, "space": result.space, "n": args.n, "steps": args.steps, "seconds": round(seconds, 1),
-            "distance": result.distance, "label_accuracy": read,
-            "errors": {k: {"l1": v[0], "features": v[1]} for k, v in rows.items()}}
+            "data": source, "targets": "held-out" if digits else "training images (nearest: another one)",
+            "distance": result.distance, "label_accuracy": read, "errors": rows}
 
 
 def table(results: list[dict]) -> str:
@@ -87,18 +102,23 @@ def table(results: list[dict]) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         e = r["errors"]
+
+        def cell(row: str, key: str) -> str:
+            return median_spread(e[row][key]) if key in e[row] else "-"
+
+        read = f"{r['label_accuracy']:.2f}" if r.get("label_accuracy") is not None else "-"
         lines.append(f"| {r['model']} | {r['space']} | {r['n']} | {r['steps']} | "
-                     f"{median_spread(e['projection']['l1'])} | {median_spread(e['nearest training image']['l1'])} | "
-                     f"{median_spread(e['random sample']['l1'])} | {median_spread(e['projection']['features'])} | "
-                     f"{median_spread(e['nearest training image']['features'])} | "
-                     f"{median_spread(e['random sample']['features'])} | {r['label_accuracy']:.2f} |")
+                     f"{cell('projection', 'l1')} | {cell('nearest training image', 'l1')} | "
+                     f"{cell('random sample', 'l1')} | {cell('projection', 'features')} | "
+                     f"{cell('nearest training image', 'features')} | {cell('random sample', 'features')} | {read} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="dcgan-mnist,stylegan-mnist", help="pretrained names or run folders, comma-separated")
-    parser.add_argument("--n", type=int, default=50, help="held-out digits to project")
+    parser.add_argument("--models", default="dcgan-mnist,stylegan-mnist,dcgan-faces100",
+                        help="pretrained names or run folders (trained on mnist5k or faces100), comma-separated")
+    parser.add_argument("--n", type=int, default=50, help="images to project per model")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--distance", default="auto", help="auto, vgg or features (see gankit project)")
     parser.add_argument("--seed", type=int, default=0)

@@ -103,6 +103,16 @@ ZOO = [
      "shared nets, class loss weight 3", "acgan-w3"),
     ("AC-GAN preset, class loss weight 10", "acgan", merge(SHARED_NETS, {"classifier_weight": 10.0}),
      "shared nets, class loss weight 10", "acgan-w10"),
+    # the levers tried on top of the preset for issue 16's 0.95: a slower EMA of G (0.999 per step
+    # instead of keras' 0.99), a class weight between 3 and 10, conditional BN, a wider G
+    ("AC-GAN preset, EMA 0.999", "acgan", merge(SHARED_NETS, {"ema_decay": 0.999}),
+     "shared nets, EMA decay 0.999", "acgan-ema999"),
+    ("AC-GAN preset, class loss weight 5", "acgan", merge(SHARED_NETS, {"classifier_weight": 5.0}),
+     "shared nets, class loss weight 5", "acgan-w5"),
+    ("AC-GAN preset + conditional batch norm", "acgan", merge(SHARED_NETS, {"model": {"g_label_norm": True}}),
+     "shared nets, conditional BN", "acgan-w3-cbn"),
+    ("AC-GAN preset, wider G", "acgan", merge(SHARED_NETS, {"model": {"g_widths": [256, 128]}}),
+     "shared nets but G 256-128", "acgan-wide-g"),
     ("cgan-projection + AC-GAN head + conditional batch norm", "cgan-projection",
      merge(SHARED_NETS, {"model": {"d_classifier": True, "g_label_norm": True}}),
      "shared nets, AC-GAN head, conditional BN", "cgan-projection-cbn-acgan"),
