@@ -93,6 +93,11 @@ def complete_bounds(config: TrainConfig) -> TrainConfig:
         if total is None:
             if config.optim.decay is not None:
                 raise GankitError("--decay needs a run length to take a share of: give --steps or --epochs")
+            # the recipe's own decay: a time budget alone says nothing of where the run will end
+            warnings.warn(f"the {config.recipe} recipe lowers its learning rates over the last "
+                          f"{share:.0%} of a run, but --time-budget alone gives no run length: the rates "
+                          "stay constant; add --steps or --epochs (the budget still stops the run early)",
+                          stacklevel=2)
         else:
             config.optim.decay_start, config.optim.decay_length = total * (1 - share), total * share
             config.optim.decay_unit = unit

@@ -2,6 +2,8 @@
 its pools, the learning-rate schedule, exact resume, `gankit translate`, and a tiny unpaired
 pair of domains made from shipped digits (B = the other half, inverted) on which it learns."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from torch import nn
 
 from gankit import load_generator, load_translator, train
 from gankit.config import DataConfig
-from gankit.resolve import resolve_config
+from gankit.resolve import complete_bounds, resolve_config
 from gankit.data import DATASETS, load_unpaired
 from gankit.errors import GankitError
 from gankit.losses.cycle import cycle_loss, identity_loss
@@ -153,6 +155,17 @@ def test_cyclegan_from_python_decays_over_the_second_half_as_the_command_line_do
     assert (epochs["config"]["optim"]["decay_start"], epochs["config"]["optim"]["decay_unit"]) == (1, "epochs")
     constant = ckpt.load_checkpoint(train(tiny(tmp_path, optim={"decay": 0}), steps=2, name="c").run_dir)
     assert constant["config"]["optim"]["decay_start"] is None
+
+
+def test_a_time_budget_alone_says_the_recipes_decay_is_off(tmp_path):
+    """CycleGAN's decay over the last half needs a run length; a budget alone keeps the rates
+    constant, and says so instead of silently dropping the schedule."""
+    with pytest.warns(UserWarning, match="--time-budget alone gives no run length"):
+        config = complete_bounds(resolve_config(tiny(tmp_path, time_budget=60)))
+    assert config.optim.decay_start is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # with a length as well: the schedule, no warning
+        assert complete_bounds(resolve_config(tiny(tmp_path, time_budget=60, steps=10))).optim.decay_start == 5
 
 
 def test_schedule_needs_both_ends(tmp_path):
