@@ -12,12 +12,18 @@ against time) and at the end with 2000 samples:
     finetune    --init-from the source, ADA
     freezeN     --init-from the source, ADA, --freeze-d N (FreezeD; N from --freeze)
 
+`--lr` sets both Adam learning rates of every arm (default: the recipe's 2e-4); an arm run at another
+rate is stored as ARM-lrRATE (e.g. `finetune-lr0.001`) in the same folder, so one table and one plot
+hold both. The baseline of the "× baseline" and "time to reach" columns is the scratch arm (at any
+rate) with the lowest median final KID: fine-tuning is compared with the best scratch run found.
+
 Writes one JSON per run, a table (medians and spreads over seeds; the time each arm needed to
 reach the scratch arm's final KID; the memorisation check: 64 samples' nearest training image
 against the 50 images' distances to each other, by pixel L1 and digit features, as `gankit
 nearest` does), the KID-against-time curves, a sample grid and a nearest-neighbour picture per run.
 
     python benchmarks/transfer.py --only finetune:0 &  python benchmarks/transfer.py --only scratch:0 &  wait
+    python benchmarks/transfer.py --only finetune:0 --lr 1e-3
     python benchmarks/transfer.py --table-only
 """
 
@@ -36,6 +42,16 @@ from grid import load_results, per_seed, ratio, result_path
 
 OUT = Path("benchmarks/results/transfer")
 SOURCE_CLASSES, TARGET_CLASSES = range(0, 5), range(5, 10)
+RECIPE_LR = 2e-4  # the dcgan recipe's Adam rate for G and D (OptimConfig)
+
+
+def arm_name(arm: str, lr: float) -> str:
+    """The name a run's result is stored and tabled under: the arm, with its rate unless the recipe's."""
+    return arm if lr == RECIPE_LR else f"{arm}-lr{lr:g}"
+
+
+def base_arm(name: str) -> str:
+    return name.split("-lr")[0]
 
 
 def digits(classes, per_class: int | None = None):
@@ -53,7 +69,8 @@ def digits(classes, per_class: int | None = None):
 def base_options(args, seed: int, out: Path) -> dict:
     return {"data": {"source": "mnist5k", "size": 32, "channels": 1}, "seed": seed, "batch": args.batch,
             "augment": {"mode": "ada", "ada_kimg": args.ada_kimg}, "progress": False, "log_every": 10,
-            "sample_every": 10**9, "checkpoint_every": 10**9, "runs_dir": str(out / "runs")}
+            "sample_every": 10**9, "checkpoint_every": 10**9, "runs_dir": str(out / "runs"),
+            "optim": {"lr_g": args.lr, "lr_d": args.lr}}
 
 
 def run(arm: str, seed: int, args) -> dict:
@@ -67,7 +84,8 @@ def run(arm: str, seed: int, args) -> dict:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     train_data, held_out = digits(TARGET_CLASSES, args.per_class)
-    run_dir = out / "runs" / f"{arm}-seed{seed}"
+    name = arm_name(arm, args.lr)
+    run_dir = out / "runs" / f"{name}-seed{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     options = {**base_options(args, seed, out), "time_budget": args.seconds,
@@ -89,16 +107,16 @@ def run(arm: str, seed: int, args) -> dict:
     kid = compute_metrics(lambda k: to_unit_range(G(torch.randn(k, G.latent_dim, generator=latents)), G.output_range),
                           held_out, "mnist", n=2000, metrics=("kid",), progress=False)[KID_MEAN]
     grid = to_unit_range(G(torch.randn(64, G.latent_dim, generator=torch.Generator().manual_seed(7))), G.output_range)
-    save_grid(grid, out / f"samples-{arm}-seed{seed}.png")
+    save_grid(grid, out / f"samples-{name}-seed{seed}.png")
     # does it copy its 50 images? `gankit nearest` on the run, against the images it trained on
-    check = check_memorisation(run_dir, n=64, k=3, features="mnist", out=out / f"nearest-{arm}-seed{seed}.png",
+    check = check_memorisation(run_dir, n=64, k=3, features="mnist", out=out / f"nearest-{name}-seed{seed}.png",
                                n_reference=len(train_data), train=train_data)
     copies = {metric: {key: value for key, value in report.summary().items() if key != NEAREST}
               for metric, report in check.reports.items()}
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     kid_rows = [r for r in rows if "metrics/kid" in r]
     t0 = rows[0]["time"] if rows else 0.0
-    return {"arm": arm, "seed": seed, "per_class": args.per_class, "seconds": round(seconds, 1),
+    return {"arm": name, "lr": args.lr, "seed": seed, "per_class": args.per_class, "seconds": round(seconds, 1),
             "steps": result.step, "kid": kid, "memorisation": copies,
             "curve": {"seconds": [round(r["time"] - t0, 1) for r in kid_rows], "kid": [r["metrics/kid"] for r in kid_rows]}}
 
@@ -107,11 +125,19 @@ def seconds_to_reach(curve: dict, level: float) -> float | None:
     return next((s for s, k in zip(curve["seconds"], curve["kid"]) if k <= level), None)
 
 
+def best_scratch(by_arm: dict[str, list[dict]]) -> str | None:
+    """The scratch arm (any learning rate) with the lowest median final KID: the baseline."""
+    scratches = [arm for arm in by_arm if base_arm(arm) == "scratch"]
+    return min(scratches, key=lambda arm: statistics.median(r["kid"] for r in by_arm[arm]), default=None)
+
+
 def table(by_arm: dict[str, list[dict]]) -> str:
-    scratch = statistics.median(r["kid"] for r in by_arm["scratch"]) if "scratch" in by_arm else None
-    lines = ["| arm | seeds | final KID per seed | median | × scratch | s to reach scratch's final KID (median) "
+    baseline = best_scratch(by_arm)
+    scratch = statistics.median(r["kid"] for r in by_arm[baseline]) if baseline else None
+    lines = [f"Baseline of the × and time columns: `{baseline}` (the scratch arm with the lowest median final KID).\n"] if baseline else []
+    lines += ["| arm | Adam lr | seeds | final KID per seed | median | × baseline | s to reach the baseline's final KID (median) "
              "| nearest-train distance ÷ train-to-train (L1; features) | samples flagged as copies |",
-             "|---|---:|---|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for arm, runs in by_arm.items():
         kids = [r["kid"] for r in runs]
         reach = [seconds_to_reach(r["curve"], scratch) for r in runs] if scratch is not None else []
@@ -121,7 +147,7 @@ def table(by_arm: dict[str, list[dict]]) -> str:
         ratios = "; ".join(f"{statistics.median(c[m]['ratio'] for c in copies):.2f}"
                            for m in ("l1", "features") if copies and all(m in c for c in copies)) or "-"
         flagged = (f"{sum(len(c['l1']['flagged']) for c in copies)} of {64 * len(copies)}" if copies else "-")
-        lines.append(f"| {arm} | {len(runs)} | {per_seed(kids)} | "
+        lines.append(f"| {base_arm(arm)} | {runs[0].get('lr', RECIPE_LR):g} | {len(runs)} | {per_seed(kids)} | "
                      f"{statistics.median(kids):.3f} | {ratio(kids, scratch)} | {reach_text} | {ratios} | {flagged} |")
     return "\n".join(lines)
 
@@ -132,12 +158,19 @@ def plot(by_arm: dict[str, list[dict]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for (arm, runs), colour in zip(by_arm.items(), colours):
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours: dict[str, str] = {}
+    for arm, runs in by_arm.items():  # one colour per arm, solid at the recipe's rate, dashed at another
+        colour = colours.setdefault(base_arm(arm), cycle[len(colours) % len(cycle)])
+        style = "-" if arm == base_arm(arm) else "--"
         for i, r in enumerate(runs):
-            ax.plot(r["curve"]["seconds"], r["curve"]["kid"], color=colour, alpha=0.7, marker="o", ms=2,
-                    label=arm if i == 0 else None)
+            ax.plot(r["curve"]["seconds"], r["curve"]["kid"], color=colour, linestyle=style, alpha=0.7,
+                    marker="o", ms=2, label=arm if i == 0 else None)
+    baseline = best_scratch(by_arm)
+    if baseline:
+        ax.axhline(statistics.median(r["kid"] for r in by_arm[baseline]), color="grey", linewidth=0.8,
+                   linestyle=":", label=f"{baseline}: median final KID")
     ax.set(xlabel="seconds of training (one CPU thread)", ylabel="KID vs unseen digits 5-9 (log scale)",
            yscale="log", title="From scratch vs fine-tuned from digits 0-4")
     ax.grid(alpha=0.3)
@@ -158,6 +191,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--ada-kimg", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=RECIPE_LR, help="Adam learning rate of G and D in every arm")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--only", default=None, help="ARM:SEED: train just this run and save its result")
     parser.add_argument("--table-only", action="store_true")
@@ -171,7 +205,8 @@ def main() -> None:
         result_path(out, arm, int(seed)).write_text(json.dumps(result, indent=1))
         print(f"{arm} seed {seed}: KID {result['kid']:.4f} after {result['steps']} steps in {result['seconds']:.0f} s")
     found = load_results(out)
-    by_arm = load_results(out, ["scratch", "finetune"] + sorted(a for a in found if a.startswith("freeze")))
+    order = ["scratch", "finetune"] + sorted({base_arm(a) for a in found if a.startswith("freeze")})
+    by_arm = load_results(out, sorted(found, key=lambda a: (order.index(base_arm(a)) if base_arm(a) in order else 99, a)))
     if by_arm:
         plot(by_arm, out / "transfer-curves.png")
         text = table(by_arm)
