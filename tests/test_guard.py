@@ -13,22 +13,27 @@ from gankit.training import checkpoint as ckpt
 from gankit.training.guard import StepGuard
 
 # A loss that turns non-finite after a number of D-loss calls (set by each test).
-STATE = {"calls": 0, "nan_from": 10**9}
+STATE = {"calls": 0, "nan_from": 10**9, "nan_until": 10**9}
+
+
+def _non_finite() -> bool:
+    return STATE["nan_from"] < STATE["calls"] <= STATE["nan_until"]
 
 
 def _d_loss(real, fake, real_target=1.0, fake_target=0.0):
     STATE["calls"] += 1
     loss = get_loss("nonsaturating").d_loss(real, fake, real_target, fake_target)
-    return loss * float("nan") if STATE["calls"] > STATE["nan_from"] else loss
+    return loss * float("nan") if _non_finite() else loss
 
 
 def _g_loss(fake):
     loss = get_loss("nonsaturating").g_loss(fake)
-    return loss * float("nan") if STATE["calls"] > STATE["nan_from"] else loss
+    return loss * float("nan") if _non_finite() else loss
 
 
 @pytest.fixture(autouse=True)
 def nan_loss(monkeypatch):
+    STATE.update(calls=0, nan_from=10**9, nan_until=10**9)  # each test sets its own window
     # registered for these tests only: other tests iterate over every registered loss
     monkeypatch.setitem(LOSSES._entries, "test-nan", AdversarialLoss("test-nan", _d_loss, _g_loss, True, 0.0))
 
@@ -52,6 +57,18 @@ def test_step_guard_skips_non_finite_gradients():
     layer(torch.ones(1, 3)).sum().backward()
     assert guard.step(opt, list(layer.parameters())) is True and guard.skipped == 0
     assert not all(torch.equal(b, p) for b, p in zip(before, layer.parameters()))
+
+
+def test_after_a_rollback_the_logged_rows_hold_no_values_of_the_undone_steps(tmp_path):
+    # steps 1-2 fine (checkpoint at 2); 3 and 4 non-finite: step 3 is skipped and logged, step 4
+    # reaches the patience and rolls back to step 2; from there every step is fine again
+    STATE.update(calls=0, nan_from=2, nan_until=4)
+    with pytest.warns(UserWarning, match="rolled back to step-00000002.pt"):
+        result = train(tiny(tmp_path, guard_patience=3, log_every=4), steps=8, name="back")
+    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [4, 8]
+    assert rows[0]["guard/rollbacks"] == 1 and "guard/skipped_updates" not in rows[0]  # step 3 was undone
+    assert all(isinstance(v, (int, float)) and v == v for r in rows for v in r.values())  # no NaN
 
 
 def test_non_finite_steps_are_skipped_counted_and_leave_the_weights(tmp_path):

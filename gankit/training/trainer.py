@@ -174,6 +174,8 @@ class Trainer:
                 "penalty (--penalty r1) or use --precision fp32; earlier checkpoints are kept")
         rollbacks = self.rollbacks  # the checkpoint predates these: keep counting
         self.load_state(ckpt.load_checkpoint(checkpoints[-1]))
+        if self.reporter is not None:  # the next row averages the checkpoint's steps and the redone
+            self.reporter.load_state_dict(self.pending_log)  # ones, not the non-finite steps undone
         self.rollbacks = rollbacks + 1
         torch.manual_seed(derive_seed(self.config.seed, "rollback", self.rollbacks))
         self.ctx.guard.skipped = 0
