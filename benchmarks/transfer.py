@@ -125,19 +125,33 @@ def seconds_to_reach(curve: dict, level: float) -> float | None:
     return next((s for s, k in zip(curve["seconds"], curve["kid"]) if k <= level), None)
 
 
+def kid_at(curve: dict, seconds: float) -> float | None:
+    """The KID of the last evaluation at or before `seconds` of training (None before the first)."""
+    return next((k for s, k in zip(reversed(curve["seconds"]), reversed(curve["kid"])) if s <= seconds), None)
+
+
+def kid_at_text(runs: list[dict], seconds: float) -> str:
+    kids = [k for k in (kid_at(r["curve"], seconds) for r in runs) if k is not None]
+    return f"{statistics.median(kids):.2f}" if len(kids) == len(runs) else "-"
+
+
 def best_scratch(by_arm: dict[str, list[dict]]) -> str | None:
     """The scratch arm (any learning rate) with the lowest median final KID: the baseline."""
     scratches = [arm for arm in by_arm if base_arm(arm) == "scratch"]
     return min(scratches, key=lambda arm: statistics.median(r["kid"] for r in by_arm[arm]), default=None)
 
 
-def table(by_arm: dict[str, list[dict]]) -> str:
+def table(by_arm: dict[str, list[dict]], checkpoints: tuple[float, ...] = ()) -> str:
+    """One row per arm; `checkpoints`: the times (s) at which each arm's median KID is also shown."""
     baseline = best_scratch(by_arm)
     scratch = statistics.median(r["kid"] for r in by_arm[baseline]) if baseline else None
     lines = [f"Baseline of the × and time columns: `{baseline}` (the scratch arm with the lowest median final KID).\n"] if baseline else []
     lines += ["| arm | Adam lr | seeds | final KID per seed | median | × baseline | s to reach the baseline's final KID (median) "
              "| nearest-train distance ÷ train-to-train (L1; features) | samples flagged as copies |",
              "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    if checkpoints:  # KID along the way: what a shorter budget would have bought
+        lines[-2] = lines[-2].replace(" | × baseline", "".join(f" | KID at {t:.0f} s" for t in checkpoints) + " | × baseline")
+        lines[-1] += "---:|" * len(checkpoints)
     for arm, runs in by_arm.items():
         kids = [r["kid"] for r in runs]
         reach = [seconds_to_reach(r["curve"], scratch) for r in runs] if scratch is not None else []
@@ -148,7 +162,7 @@ def table(by_arm: dict[str, list[dict]]) -> str:
                            for m in ("l1", "features") if copies and all(m in c for c in copies)) or "-"
         flagged = (f"{sum(len(c['l1']['flagged']) for c in copies)} of {64 * len(copies)}" if copies else "-")
         lines.append(f"| {base_arm(arm)} | {runs[0].get('lr', RECIPE_LR):g} | {len(runs)} | {per_seed(kids)} | "
-                     f"{statistics.median(kids):.3f} | {ratio(kids, scratch)} | {reach_text} | {ratios} | {flagged} |")
+                     f"{statistics.median(kids):.3f} | {''.join(kid_at_text(runs, t) + ' | ' for t in checkpoints)}{ratio(kids, scratch)} | {reach_text} | {ratios} | {flagged} |")
     return "\n".join(lines)
 
 
@@ -166,7 +180,7 @@ def plot(by_arm: dict[str, list[dict]], path: Path) -> None:
         style = "-" if arm == base_arm(arm) else "--"
         for i, r in enumerate(runs):
             ax.plot(r["curve"]["seconds"], r["curve"]["kid"], color=colour, linestyle=style, alpha=0.7,
-                    marker="o", ms=2, label=arm if i == 0 else None)
+                    marker="o", ms=2, label=f"{base_arm(arm)}, Adam {r.get('lr', RECIPE_LR):g}" if i == 0 else None)
     baseline = best_scratch(by_arm)
     if baseline:
         ax.axhline(statistics.median(r["kid"] for r in by_arm[baseline]), color="grey", linewidth=0.8,
@@ -202,14 +216,14 @@ def main() -> None:
             [] if args.table_only else [(a, s) for s in args.seeds.split(",") for a in args.arms.split(",")])
     for arm, seed in jobs:
         result = run(arm, int(seed), args)
-        result_path(out, arm, int(seed)).write_text(json.dumps(result, indent=1))
-        print(f"{arm} seed {seed}: KID {result['kid']:.4f} after {result['steps']} steps in {result['seconds']:.0f} s")
+        result_path(out, result["arm"], int(seed)).write_text(json.dumps(result, indent=1))
+        print(f"{result['arm']} seed {seed}: KID {result['kid']:.4f} after {result['steps']} steps in {result['seconds']:.0f} s")
     found = load_results(out)
     order = ["scratch", "finetune"] + sorted({base_arm(a) for a in found if a.startswith("freeze")})
     by_arm = load_results(out, sorted(found, key=lambda a: (order.index(base_arm(a)) if base_arm(a) in order else 99, a)))
     if by_arm:
         plot(by_arm, out / "transfer-curves.png")
-        text = table(by_arm)
+        text = table(by_arm, checkpoints=tuple(args.seconds * f for f in (0.1, 0.25, 0.5)))
         (out / "table.md").write_text(text + "\n")
         print(text)
 
