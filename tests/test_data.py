@@ -149,17 +149,37 @@ def test_torchvision_dataset_absent_names_the_folder(tmp_path, name, where):
     assert str(tmp_path / where) in str(error.value) and "\n" not in str(error.value)
 
 
-def test_celeba_images_are_cropped_like_folder_images(monkeypatch):
+def _fake_celeba(tmp_path, monkeypatch, faces: list[Image.Image], blond: list[int]):
+    """CelebA as torchvision opens it (its files are checked by md5, so no fake layout loads):
+    the split's file names, the attribute table (0/1) and where the JPEGs lie, which are real."""
+    from types import SimpleNamespace
+
     from gankit.data import torchvision_sets
 
+    images = tmp_path / "tv" / "celeba" / "img_align_celeba"
+    images.mkdir(parents=True)
+    names = [f"{i + 1:06d}.jpg" for i in range(len(faces))]
+    for face, name in zip(faces, names):
+        face.save(images / name, quality=95)
+    dataset = SimpleNamespace(root=str(tmp_path / "tv"), base_folder="celeba", filename=names,
+                              attr=torch.tensor([[0, b] for b in blond]), attr_names=["Bald", "Blond_Hair", ""])
+    monkeypatch.setattr(torchvision_sets, "_open", lambda name, cfg: dataset)
+
+
+def test_celeba_images_are_cropped_like_folder_images_and_kept_in_the_store(tmp_path, monkeypatch,
+                                                                              data_cache_dir):
     face = Image.new("RGB", (178, 218), GREEN)  # CelebA's aligned size: 20 rows above and below
     face.paste(RED, (0, 20, 178, 198))  # the centre square
-    monkeypatch.setattr(torchvision_sets, "_open", lambda name, cfg: [(face, None)] * 3)
+    _fake_celeba(tmp_path, monkeypatch, [face] * 3, [0, 1, 1])
     data = load("celeba", size=16, limit=2)
     assert data.images.shape == (2, 3, 16, 16) and data.labels is None
-    assert redness(data.images[0]) == 1.0
+    assert redness(data.images[0]) > 0.95  # JPEG: nearly every pixel
     tall = load("celeba", size=16, crop="random", limit=1).images[0]
     assert tall.shape == (3, round(218 * 16 / 178), 16)
+    assert len(list(data_cache_dir.glob("*"))) > 0  # decoded once into the store ...
+    monkeypatch.setattr(folder_module, "_decode_one", lambda *a: pytest.fail("decoded again"))
+    again = load("celeba", size=16, limit=2)  # ... and mapped from it after
+    assert torch.equal(again.images, data.images)
 
 
 def test_torchvision_root_defaults_to_gankit_data(tmp_path, monkeypatch):
@@ -723,29 +743,17 @@ def test_builtin_datasets_take_no_labels_csv(tmp_path):
         load("mnist5k", label_column="Blond_Hair")
 
 
-class _FakeCelebA:
-    """What load_celeba reads of torchvision's CelebA: items, attr (0 / 1) and attr_names."""
-
-    def __init__(self, blond: list[int]):
-        self.attr = torch.tensor([[1, b, 0] for b in blond])  # (N, 3)
-        self.attr_names = ["5_o_Clock_Shadow", "Blond_Hair", "Male", ""]  # "" as torchvision's
-        self.face = Image.new("RGB", (178, 218), GREEN)
-
-    def __len__(self):
-        return len(self.attr)
-
-    def __getitem__(self, i):
-        return self.face, None
-
-
-def test_celeba_label_column_comes_from_its_attributes(monkeypatch):
+def test_celeba_label_column_comes_from_its_attributes(tmp_path, monkeypatch):
     from gankit.resolve import resolve_config
-    from gankit.data import torchvision_sets
 
-    monkeypatch.setattr(torchvision_sets, "_open", lambda name, cfg: _FakeCelebA([1, 0, 1]))
-    assert resolve_config({"data": {"source": "celeba", "label_column": "Male"}})
-    data = load("celeba", size=8, limit=2, label_column="Blond_Hair")
-    assert data.labels.tolist() == [1, 0] and data.class_names == ["not Blond_Hair", "Blond_Hair"]
+    faces = [Image.new("RGB", (178, 218), colour) for colour in (RED, GREEN, RED)]
+    _fake_celeba(tmp_path, monkeypatch, faces, [1, 0, 1])
+    assert resolve_config({"data": {"source": "celeba", "label_column": "Bald"}})
+    data = load("celeba", size=8, label_column="Blond_Hair")
+    assert data.labels.tolist() == [1, 0, 1] and data.class_names == ["not Blond_Hair", "Blond_Hair"]
+    assert [redness(image) > 0.95 for image in data.images] == [True, False, True]  # labels go with their images
+    assert load("celeba", size=8, limit=2, label_column="Blond_Hair").labels.tolist() == [1, 0]
+    assert load("celeba", size=8, label_column="Bald").labels.tolist() == [0, 0, 0]  # another store entry
     assert load("celeba", size=8, limit=2).labels is None
     with pytest.raises(GankitError, match="'Blonde' is not in CelebA's attributes .*Blond_Hair"):
         load("celeba", size=8, label_column="Blonde")

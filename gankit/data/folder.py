@@ -45,29 +45,42 @@ def load_folder(folder: Path, cfg: DataConfig, progress: bool = True) -> ImageDa
         paths, labels, class_names = _labels_from_csv(paths, image_root, cfg)  # rowless dropped
     boxes = read_boxes(cfg.bbox, folder) if cfg.bbox else {}
     file_boxes = [boxes.get(os.path.realpath(path)) if boxes else None for path in paths]
+    return load_files(str(folder), folder, image_root, paths, cfg, preprocess, labels, class_names,
+                      file_boxes, labels_in_key=bool(cfg.labels_csv), progress=progress)
+
+
+def load_files(name: str, folder: Path, image_root: Path, paths: list[Path], cfg: DataConfig,
+               preprocess: Preprocess, labels: torch.Tensor | None = None, class_names: list[str] | None = None,
+               boxes: list[Box | None] | None = None, labels_in_key: bool = False,
+               progress: bool = True) -> ImageData:
+    """Image files (with their labels and boxes, one per path) -> ImageData: decoded by parallel
+    workers into the dataset store and mapped from it (or into memory with the cache off). Folders
+    and datasets made of image files (CelebA) share it. `labels_in_key`: the labels come from a
+    table rather than from the file names, so they are part of the store's key."""
+    boxes = boxes if boxes is not None else [None] * len(paths)
     wanted = limited(cfg, len(paths))
     workers = decode_workers(cfg, wanted)
 
     def decode(keep: Callable[[np.ndarray], None]) -> tuple[torch.Tensor | None, str]:
         """Decode into `keep`: (the labels of the images kept, a note on damaged files)."""
-        kept, note = _decode_all(paths, file_boxes, preprocess, wanted, progress, folder, workers, keep)
+        kept, note = _decode_all(paths, boxes, preprocess, wanted, progress, folder, workers, keep)
         return None if labels is None else labels[kept], note
 
     stored = None
     if cfg.cache:
-        path = _cache_path(folder, image_root, paths, file_boxes, labels, class_names, cfg)
+        path = _cache_path(folder, image_root, paths, boxes, labels if labels_in_key else None, class_names, cfg)
         stored = _mapped(path, cfg.channels, decode, class_names, folder, progress)
     if stored is None:  # no cache, or it could not be written: decoded into memory
         images: list[np.ndarray] = []
         kept_labels, note = decode(images.append)
         if note:
-            warnings.warn(note, stacklevel=2)
-        return from_decoded(str(folder), [torch.from_numpy(image) for image in images], kept_labels,
+            warnings.warn(note, stacklevel=3)
+        return from_decoded(name, [torch.from_numpy(image) for image in images], kept_labels,
                             class_names, cfg)
     if stored.note:
-        warnings.warn(stored.note, stacklevel=2)
+        warnings.warn(stored.note, stacklevel=3)
     images = stored.images() if cfg.crop == "random" else stored.tensor()  # views of the mapping
-    return ImageData(images, stored.labels, stored.class_names, str(folder), cfg.size, stored.channels)
+    return ImageData(images, stored.labels, stored.class_names, name, cfg.size, stored.channels)
 
 
 def _mapped(path: Path, channels: int | None, decode, class_names: list[str] | None, folder: Path,
@@ -210,7 +223,7 @@ def _cache_path(folder: Path, image_root: Path, paths: list[Path], boxes: list[B
     files = [[path.relative_to(image_root).as_posix(), _fingerprint(path), box]
              for path, box in zip(paths, boxes)]
     key = {"files": files, "options": options}
-    if cfg.labels_csv:  # only then: keys of runs without a CSV stay as they were
+    if labels is not None:  # labels from a table (CSV, CelebA's attributes); keys without stay as they were
         key["csv_labels"] = [labels.tolist(), class_names]
     return store.store_path(folder.resolve().name or "root", key)
 
