@@ -25,8 +25,9 @@ The page cache is warm in the cached runs (nothing drops it).
     python benchmarks/data.py            # the issue's sizes: ~20 minutes on 2 idle cores, ~3 GB of disk
     python benchmarks/data.py --small    # a quick check of the script
     python benchmarks/data.py --workdir /tmp/bench --keep   # keep the generated images for a rerun
+    python benchmarks/data.py --decode-only   # decode times alone, the median of 3 runs each (~6 min)
 
-Results: benchmarks/results/data/<full|small>.json and a markdown table (also printed).
+Results: benchmarks/results/data/<full|small>[-decode].json and a markdown table (also printed).
 """
 
 from __future__ import annotations
@@ -214,23 +215,30 @@ def store_size(cache: Path) -> float:
     return round(sum(p.stat().st_size for p in (cache / "datasets").glob("*.gkimg")) / 2**20, 1)
 
 
-def benchmark(image_set: ImageSet, root: Path, work: Path) -> dict:
+def benchmark(image_set: ImageSet, root: Path, work: Path, decode_only: bool = False) -> dict:
     folder = image_set.folder(root)
     fresh = lambda tag: Path(tempfile.mkdtemp(dir=work, prefix=f"cache-{tag}-"))  # noqa: E731
     result: dict = {"images": image_set.n, "size": image_set.size, "format": image_set.format}
 
     decode = {}
+    repeats = 3 if decode_only else 1
     for workers in (1, 2):
-        cache = fresh(f"w{workers}")
-        decode[f"first, {workers} worker{'s' * (workers > 1)}"] = run_measure(
-            "load", folder, image_set.size, cache, work, workers=workers)
+        runs = []
+        for _ in range(repeats):  # each from an empty cache; the median run is reported
+            cache = fresh(f"w{workers}")
+            runs.append(run_measure("load", folder, image_set.size, cache, work, workers=workers))
+            if workers == 1 or len(runs) < repeats:
+                shutil.rmtree(cache)
+        runs.sort(key=lambda m: m["seconds"])
+        decode[f"first, {workers} worker{'s' * (workers > 1)}"] = {
+            **runs[len(runs) // 2], "runs_seconds": [m["seconds"] for m in runs]}
         print(f"  decoded with {workers} worker(s)", flush=True)
-        if workers == 1:
-            shutil.rmtree(cache)
     decode["cached"] = run_measure("load", folder, image_set.size, cache, work)
     result["store_mib"] = store_size(cache)
     shutil.rmtree(cache)
     result["decode"] = decode
+    if decode_only:
+        return result
 
     train = {}
     for limit in (image_set.n // 10, image_set.n):
@@ -257,10 +265,12 @@ def table(results: dict) -> str:
     for name, r in results["sets"].items():
         for run, m in r["decode"].items():
             rate = f"{m['images'] / m['seconds']:.0f}" if run.startswith("first") else ""
-            lines.append(f"| {name} | decode {run} | {m['seconds']:.2f} | {rate} | "
+            runs = m.get("runs_seconds", [])
+            seconds = f"{m['seconds']:.2f}" + (f" (runs {', '.join(f'{x:.2f}' for x in runs)})" if len(runs) > 1 else "")
+            lines.append(f"| {name} | decode {run} | {seconds} | {rate} | "
                          f"{m['memory']['peak_rss']:.0f} | {m['memory'].get('rss_anon', 0):.0f} | |")
-        rows = [(f"train {run}", m) for run, m in r["train"].items()]
-        rows += [(f"2 ranks {run}, rank {rank}", m) for run, ranks in r["ranks"].items()
+        rows = [(f"train {run}", m) for run, m in r.get("train", {}).items()]
+        rows += [(f"2 ranks {run}, rank {rank}", m) for run, ranks in r.get("ranks", {}).items()
                  for rank, m in enumerate(ranks)]
         for run, m in rows:
             e = m["after_epoch"]
@@ -278,6 +288,8 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="2,000 and 200 images: a quick check")
     parser.add_argument("--workdir", default=None, help="where images and caches go (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the generated images (with --workdir)")
+    parser.add_argument("--decode-only", action="store_true",
+                        help="only the decode times, the median of 3 runs each (results: <name>-decode.*)")
     args = parser.parse_args()
     sets = SMALL if args.small else FULL
     work = Path(args.workdir or tempfile.mkdtemp(prefix="gankit-data-bench-")).resolve()
@@ -292,12 +304,12 @@ def main() -> None:
             seconds = generate(image_set, work / "images", cpus)
             print(f"{image_set.name}: {image_set.n} {image_set.format} images "
                   f"({'generated in %.0f s' % seconds if seconds else 'already there'})", flush=True)
-            results["sets"][image_set.name] = benchmark(image_set, work / "images", work)
+            results["sets"][image_set.name] = benchmark(image_set, work / "images", work, args.decode_only)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "small" if args.small else "full"
+    name = ("small" if args.small else "full") + ("-decode" if args.decode_only else "")
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = table(results)
     (RESULTS / f"{name}.md").write_text(markdown + "\n")

@@ -153,6 +153,9 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path, monkeypatch):
     folder = make_images(tmp_path / "images", 40, grey_every=7)
     (folder / "0005.png").write_bytes(b"not an image")  # a damaged file: skipped in both
     monkeypatch.setattr(folder_module, "MIN_FILES_PER_WORKER", 1)  # a pool even for 40 files
+    spooled = []  # the workers' chunk files the parent read (their pixels skip the pool's pipe)
+    original = folder_module._read_spool
+    monkeypatch.setattr(folder_module, "_read_spool", lambda file: spooled.append(file) or original(file))
     files = {}
     for workers in (1, 2):
         monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / f"cache-{workers}"))
@@ -160,8 +163,27 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path, monkeypatch):
             data = load(folder, size=6, labels=False, workers=workers, limit=39)
         assert len(data) == 39
         (files[workers],) = (tmp_path / f"cache-{workers}" / "datasets").glob("*.gkimg")
+        assert not list(files[workers].parent.glob("*.tmp"))  # spool files removed once read
     assert files[1].name == files[2].name  # workers are not part of the key
     assert files[1].read_bytes() == files[2].read_bytes()
+    assert len(spooled) > 1 and all(".gkimg." in file.name for file in spooled)
+
+
+def _spool_then_fail(task):
+    """A decode worker whose disk fills up halfway through its chunk file."""
+    file, _, _ = task
+    file.write_bytes(b"\0" * 100)
+    raise OSError(28, "No space left on device")
+
+
+def test_a_worker_that_cannot_spool_falls_back_to_memory_and_leaves_nothing(tmp_path, cache_dir, monkeypatch):
+    folder = make_images(tmp_path / "images", 40)
+    monkeypatch.setattr(folder_module, "MIN_FILES_PER_WORKER", 1)
+    monkeypatch.setattr(folder_module, "_decode_to_file", _spool_then_fail)  # the forked workers see it
+    with pytest.warns(UserWarning, match="could not write the dataset store .*No space left"):
+        data = load(folder, size=6, workers=2)
+    assert not stores(cache_dir) and not list(cache_dir.glob(".*.tmp"))
+    assert torch.equal(data.images, load(folder, size=6, cache=False).images)
 
 
 def test_two_processes_decode_a_folder_once_between_them(tmp_path, cache_dir):

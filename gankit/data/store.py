@@ -183,6 +183,11 @@ class Writer:
         self._file.write(MAGIC)
         return self
 
+    def scratch(self, tag: str) -> Path:
+        """A name for a helper's temporary file beside the store (the decode workers' spool). It
+        is named like the writer's own, so the next lock holder removes it if a kill leaves it."""
+        return self.path.with_name(f".{self.path.name}.{os.getpid()}-{tag}.tmp")
+
     def add(self, image: np.ndarray | torch.Tensor) -> None:
         image = np.ascontiguousarray(image)
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[0] in (1, 3), \
