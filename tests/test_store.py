@@ -155,7 +155,14 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path, monkeypatch):
     monkeypatch.setattr(folder_module, "MIN_FILES_PER_WORKER", 1)  # a pool even for 40 files
     spooled = []  # the workers' chunk files the parent read (their pixels skip the pool's pipe)
     original = folder_module._read_spool
-    monkeypatch.setattr(folder_module, "_read_spool", lambda file: spooled.append(file) or original(file))
+
+    def reading(file):
+        spooled.append(file)
+        pixels = original(file)
+        assert not file.exists()  # removed as soon as it is read: the spool does not double the disk
+        return pixels
+
+    monkeypatch.setattr(folder_module, "_read_spool", reading)
     files = {}
     for workers in (1, 2):
         monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / f"cache-{workers}"))
@@ -171,7 +178,7 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path, monkeypatch):
 
 def _spool_then_fail(task):
     """A decode worker whose disk fills up halfway through its chunk file."""
-    file, _, _ = task
+    file = task[0]
     file.write_bytes(b"\0" * 100)
     raise OSError(28, "No space left on device")
 
@@ -271,3 +278,14 @@ def test_workers_must_be_positive():
 
     with pytest.raises(GankitError, match="data.workers=0 must be at least 1"):
         resolve_config({"data": {"workers": 0}})
+
+
+def test_the_next_writer_removes_the_spool_files_of_a_killed_one(tmp_path, cache_dir):
+    """A decode interrupted by a kill leaves its spool files; whoever takes the lock next removes them."""
+    path = cache_dir / "images-0123.gkimg"
+    path.parent.mkdir(parents=True)
+    left = store.Writer(path).scratch("decoded7")  # named by the writer, written by a decode worker
+    left.write_bytes(b"pixels of a chunk")
+    assert left.name.endswith(".tmp") and left.name.startswith(f".{path.name}.{os.getpid()}-")
+    with store.locked(path):
+        assert not left.exists()

@@ -309,9 +309,9 @@ def _decoder(preprocess: Preprocess, workers: int, spool: Path | None = None):
                 chunk = max(1, min(32, len(paths) // (4 * workers)))  # few messages, balanced ends
                 if spool is None:
                     return pool.imap(_decode_in_worker, zip(paths, boxes), chunksize=chunk)
-                tasks = [(_spool_file(spool, next(chunks)), paths[i:i + chunk], boxes[i:i + chunk])
+                tasks = [(_spool_file(spool, next(chunks)), paths[i:i + chunk], boxes[i:i + chunk], os.getpid())
                          for i in range(0, len(paths), chunk)]
-                return _unspooled([file for file, _, _ in tasks], pool.imap(_decode_to_file, tasks))
+                return _unspooled([task[0] for task in tasks], pool.imap(_decode_to_file, tasks))
             yield decode  # leaving the block terminates the workers, even on an error
     finally:
         if spool is not None:  # chunks decoded ahead of an error, or by a worker it cut short
@@ -328,6 +328,9 @@ def _unspooled(files: list[Path], shapes: Iterator[list[tuple[int, ...] | str]]
     """Each chunk's images read back from its spool file (removed once read), in order."""
     for file, chunk in zip(files, shapes):
         pixels = _read_spool(file)
+        images = [shape for shape in chunk if not isinstance(shape, str)]
+        if pixels.size != sum(math.prod(shape) for shape in images):  # a bug, never a user's error
+            raise RuntimeError(f"{file} holds {pixels.size} bytes, not the pixels of {images}")
         offset = 0
         for shape in chunk:
             if isinstance(shape, str):  # the error a damaged file raised
@@ -340,7 +343,10 @@ def _unspooled(files: list[Path], shapes: Iterator[list[tuple[int, ...] | str]]
 
 def _read_spool(file: Path) -> np.ndarray:
     pixels = np.fromfile(file, dtype=np.uint8)
-    file.unlink()
+    try:
+        file.unlink()
+    except PermissionError:  # Windows: a virus scanner has it open; _decoder's sweep removes it
+        pass
     return pixels
 
 
@@ -358,14 +364,17 @@ def _decode_in_worker(task: tuple[Path, Box | None]) -> np.ndarray | str:
     return _decode_one(task[0], task[1], _worker_preprocess)
 
 
-def _decode_to_file(task: tuple[Path, list[Path], list[Box | None]]) -> list[tuple[int, ...] | str]:
+def _decode_to_file(task: tuple[Path, list[Path], list[Box | None], int]) -> list[tuple[int, ...] | str]:
     """Decode a chunk into its spool file, image after image: their shapes (or errors)."""
-    file, paths, boxes = task
+    file, paths, boxes, parent = task
+    if os.getppid() != parent:  # spawned workers outlive a killed parent: spool nothing after
+        return []               # the next writer's sweep (forked ones hold its lock until they end)
     results: list[tuple[int, ...] | str] = []
     with open(file, "wb") as out:
         for path, box in zip(paths, boxes):
             result = _decode_one(path, box, _worker_preprocess)
             if not isinstance(result, str):
+                assert result.dtype == np.uint8, result.dtype  # the parent reads the bytes as uint8
                 out.write(memoryview(np.ascontiguousarray(result)).cast("B"))
                 result = result.shape
             results.append(result)

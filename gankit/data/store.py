@@ -173,7 +173,8 @@ class Writer:
     def __init__(self, path: Path):
         self.path = path
         Writer._count += 1  # two writers of one process (a conversion) never share a file
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}-{Writer._count}.tmp")
+        self._stem = f".{path.name}.{os.getpid()}-{Writer._count}"
+        self.tmp = path.with_name(f"{self._stem}.tmp")
         self.shapes: list[tuple[int, int, int]] = []
         self._file = None
 
@@ -186,7 +187,7 @@ class Writer:
     def scratch(self, tag: str) -> Path:
         """A name for a helper's temporary file beside the store (the decode workers' spool). It
         is named like the writer's own, so the next lock holder removes it if a kill leaves it."""
-        return self.path.with_name(f".{self.path.name}.{os.getpid()}-{tag}.tmp")
+        return self.path.with_name(f"{self._stem}-{tag}.tmp")
 
     def add(self, image: np.ndarray | torch.Tensor) -> None:
         image = np.ascontiguousarray(image)
