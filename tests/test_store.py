@@ -22,6 +22,7 @@ from gankit.data import ImageData, load_dataset
 from gankit.data import folder as folder_module
 from gankit.data import store
 from gankit.data.image import Preprocess, to_channels
+from gankit.errors import GankitError
 from gankit.metrics.memorisation import pool_pixels
 
 
@@ -289,3 +290,20 @@ def test_the_next_writer_removes_the_spool_files_of_a_killed_one(tmp_path, cache
     assert left.name.endswith(".tmp") and left.name.startswith(f".{path.name}.{os.getpid()}-")
     with store.locked(path):
         assert not left.exists()
+
+
+def _die(task):
+    """A decode worker killed mid-chunk, as by the OOM killer."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_decode_worker_that_dies_ends_in_one_error_not_a_hang(tmp_path, cache_dir, monkeypatch):
+    folder = make_images(tmp_path / "images", 40)
+    monkeypatch.setattr(folder_module, "MIN_FILES_PER_WORKER", 1)
+    monkeypatch.setattr(folder_module, "_decode_to_file", _die)  # the forked workers see it
+    with pytest.raises(GankitError, match=r"processes decoding the images died .*--set data.workers=1"):
+        load(folder, size=6, workers=2)
+    assert not stores(cache_dir) and not list(cache_dir.glob(".*.tmp"))
+    monkeypatch.undo()
+    monkeypatch.setenv("GANKIT_CACHE", str(cache_dir.parent))
+    assert len(load(folder, size=6, workers=1)) == 40  # the lock was released: the next run decodes

@@ -12,6 +12,8 @@ import os
 import signal
 import sys
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -303,18 +305,26 @@ def _decoder(preprocess: Preprocess, workers: int, spool: Path | None = None):
     # fork where it is safe and cheap (Linux: the children inherit the imports); elsewhere spawn
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     chunks = itertools.count()  # spool file numbers, unique across calls of decode
+    # an executor rather than multiprocessing.Pool: a worker that dies (the OOM killer) breaks it and
+    # the wait ends in an error; a Pool replaces the worker and waits for the lost chunk for ever
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                               initializer=_start_worker, initargs=(preprocess,))
     try:
-        with multiprocessing.get_context(method).Pool(workers, _start_worker, (preprocess,)) as pool:
-            def decode(paths, boxes):
-                chunk = max(1, min(32, len(paths) // (4 * workers)))  # few messages, balanced ends
-                if spool is None:
-                    return pool.imap(_decode_in_worker, zip(paths, boxes), chunksize=chunk)
-                tasks = [(_spool_file(spool, next(chunks)), paths[i:i + chunk], boxes[i:i + chunk], os.getpid())
-                         for i in range(0, len(paths), chunk)]
-                return _unspooled([task[0] for task in tasks], pool.imap(_decode_to_file, tasks))
-            yield decode  # leaving the block terminates the workers, even on an error
+        def decode(paths, boxes):
+            chunk = max(1, min(32, len(paths) // (4 * workers)))  # few messages, balanced ends
+            if spool is None:
+                return pool.map(_decode_in_worker, zip(paths, boxes), chunksize=chunk)
+            tasks = [(_spool_file(spool, next(chunks)), paths[i:i + chunk], boxes[i:i + chunk], os.getpid())
+                     for i in range(0, len(paths), chunk)]
+            return _unspooled([task[0] for task in tasks], pool.map(_decode_to_file, tasks))
+        yield decode
+    except BrokenProcessPool:
+        raise GankitError(f"one of the {workers} processes decoding the images died (killed, perhaps for "
+                          "want of memory); nothing was stored: rerun with fewer decode workers, e.g. "
+                          "--set data.workers=1") from None
     finally:
-        if spool is not None:  # chunks decoded ahead of an error, or by a worker it cut short
+        pool.shutdown(wait=True, cancel_futures=True)  # chunks under way end (one per worker at most)
+        if spool is not None:  # chunks decoded ahead of an error
             for left in spool.parent.glob(f"{glob.escape(spool.stem)}*.tmp"):
                 left.unlink(missing_ok=True)
 
