@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gankit.resolve import resolve_config
 from gankit.run import build_run
 from gankit.data import ImageData
-from gankit.training.device import cpu_supports_bf16
+from gankit.training.device import cpu_supports_bf16, reproducible
 from gankit.training.trainer import Trainer
 
 MODES = {
@@ -43,6 +43,10 @@ MODES = {
     "fp32-cl-joint-kornia0.5": ("fp32", True, "joint", {"mode": "kornia", "p": 0.5}),
     "bf16-cl-joint": ("bf16", True, "joint", {"mode": "none"}),
     "fp32-cl-joint-compile": ("fp32", True, "joint", {"mode": "none"}),  # torch.compile'd G and D
+    # GPU: `deterministic: false` (cuDNN's fastest kernels, grid_sample's atomics) against the
+    # default deterministic modes above; on a CPU they are the same
+    "fp32-cl-joint-fast": ("fp32", True, "joint", {"mode": "none"}),
+    "fp32-cl-joint-bgc0.5-fast": ("fp32", True, "joint", {"mode": "fixed", "p": 0.5}),
 }
 
 
@@ -93,7 +97,7 @@ def build_trainer(mode: str, size: int, channels: int, batch: int, tmp: str, dev
                              "precision": precision, "channels_last": channels_last,
                              "update": update, "runs_dir": tmp, "progress": False, "device": device,
                              "augment": {"mode": "none"} if kornia else augment,
-                             "compile": mode.endswith("-compile")})
+                             "compile": mode.endswith("-compile"), "deterministic": not mode.endswith("-fast")})
     # each mode in its own folder: a run folder takes one trainer at a time (RunLock)
     run_dir = Path(tmp) / mode
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -105,8 +109,11 @@ def build_trainer(mode: str, size: int, channels: int, batch: int, tmp: str, dev
 
 
 def one_step(trainer: Trainer) -> None:
-    trainer.update.step(trainer.ctx, trainer._next_batch, trainer.config.d_steps)
-    trainer.ema.update(trainer.ctx.G)
+    """One training step as the loop runs it, under the run's determinism settings (which the
+    interleaved modes switch between)."""
+    with reproducible(trainer.device, trainer.config.deterministic):
+        trainer.update.step(trainer.ctx, trainer._next_batch, trainer.config.d_steps)
+        trainer.ema.update(trainer.ctx.G)
 
 
 def measure(modes: list[str], args) -> dict[str, dict]:

@@ -2,14 +2,17 @@
 
 The loop, the tasks and the tools rely on these attributes and call signatures and on nothing
 else; tests/test_models.py checks every registered recipe's nets against them. They are Protocols
-(structural: a model needs no base class), runtime-checkable so a test can ask isinstance.
+(structural: a model needs no base class); ask `implements(model, Contract)`, not isinstance (see
+there why).
 
 Shapes: B images, C channels, S pixels a side; images are floats in the model's `output_range`.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import functools
+import inspect
+from typing import Generic, Protocol, runtime_checkable
 
 import torch
 
@@ -135,3 +138,25 @@ class DomainDiscriminators(Protocol):
 
     def part(self, domain: str) -> Discriminator:
         ...
+
+
+def implements(obj: object, contract: type) -> bool:
+    """Whether `obj` has every member that `contract` declares (attributes, methods, properties).
+
+    Not isinstance: from Python 3.12 a runtime-checkable Protocol looks members up with
+    inspect.getattr_static, which does not see an nn.Module's submodules, parameters and buffers
+    (they live in _modules, _parameters and _buffers and are found through __getattr__), so a
+    StyleGAN's G would fail isinstance(G, StyleGenerator) for want of `mapping` and `w_avg` on
+    3.12 while passing on 3.11."""
+    return all(hasattr(obj, name) for name in _members(contract))
+
+
+@functools.cache
+def _members(contract: type) -> tuple[str, ...]:
+    names: set[str] = set()
+    for cls in contract.__mro__:
+        if cls in (Protocol, Generic, object) or not getattr(cls, "_is_protocol", False):
+            continue
+        names.update(inspect.get_annotations(cls))
+        names.update(name for name in vars(cls) if not name.startswith("_") or name == "__call__")
+    return tuple(sorted(names))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .contracts import StyleAffines
+from .contracts import StyleAffines, implements
 from .errors import GankitError
 from .latent import STYLE_HINT, is_style_generator, map_to_w, model_device
 
@@ -119,7 +119,7 @@ def find_directions(G: torch.nn.Module, method: str = "sefa", k: int = 5, layers
         raise GankitError(f"--n {n}: sample at least 2 latents (10000 is usual)")
     w = sampled_w(G, n, seed, label)  # (n, w_dim)
     if method == "sefa":
-        if not isinstance(G, StyleAffines):
+        if not implements(G, StyleAffines):
             raise GankitError("SeFa factorises the style affines, which this generator does not show: "
                               "use --method ganspace")
         weights = [weight.double().cpu() for index, weight in G.style_weights() if index in chosen]

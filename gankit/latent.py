@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from .contracts import StyleGenerator
+from .contracts import StyleGenerator, implements
 from .errors import GankitError
 from .visualize import to_unit_range
 
@@ -30,7 +30,7 @@ STYLE_HINT = "a StyleGAN-style generator (--recipe stylegan)"
 
 
 def is_style_generator(G: torch.nn.Module) -> bool:
-    return isinstance(G, StyleGenerator)  # the contract: mapping, synthesis, num_ws, w_avg
+    return implements(G, StyleGenerator)  # the contract: mapping, synthesis, num_ws, w_avg
 
 
 def check_psi(psi: float, G: torch.nn.Module | None = None) -> float:

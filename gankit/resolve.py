@@ -16,7 +16,7 @@ import torch
 
 from . import augment, data, losses, metrics, tasks
 from .config import DEFAULT_STEPS, TrainConfig, from_dict, merge, to_dict
-from .contracts import FreezableDiscriminator, StyleTrainingPath
+from .contracts import FreezableDiscriminator, StyleTrainingPath, implements
 from .errors import GankitError
 from .training import checks as training_checks
 from .training.step import batch_coupled_layers
@@ -57,14 +57,14 @@ def check_nets(config: TrainConfig) -> None:
     with torch.device("meta"):
         G, D = recipe.make(config.model, spec)
     if config.freeze_d:
-        if not isinstance(D, FreezableDiscriminator):
+        if not implements(D, FreezableDiscriminator):
             raise GankitError(f"--freeze-d: the {config.recipe} recipe's D is not made of blocks that "
                               "FreezeD can keep fixed (progressive growing, or one D per domain): drop --freeze-d")
         blocks = len(D.blocks_from_image())
         if not 0 <= config.freeze_d <= blocks:
             raise GankitError(f"--freeze-d {config.freeze_d}: the {config.recipe} recipe's D has {blocks} "
                               f"blocks at {config.data.size} px: use 0 to {blocks}")
-    if config.path_length.weight and not isinstance(G, StyleTrainingPath):
+    if config.path_length.weight and not implements(G, StyleTrainingPath):
         raise GankitError(f"--pl-weight {config.path_length.weight:g}: path-length regularisation needs a "
                           f"style-based G (mapping and synthesis, as stylegan's); the {config.recipe} "
                           "recipe's G has none: use --pl-weight 0")

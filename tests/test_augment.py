@@ -86,7 +86,7 @@ def test_colour_ops_draw_the_references_distributions(seeded):
     c = ops.contrast(N, 1.0, 3, cpu)[:, 0, 0]  # log2 c ~ N(0, 0.5^2)
     assert ks(torch.log2(c), stats.norm(0, 0.5).cdf) > 1e-3
     flips = ops.lumaflip(N, 1.0, 3, cpu)  # I or the Householder reflection, 1/2 each
-    grey = ops.LUMA_AXIS
+    grey = torch.tensor(ops.LUMA_AXIS)
     mirrored = (flips @ grey)[:, 0] < 0
     assert abs(mirrored.float().mean() - 0.5) < 0.015
     hue = ops.hue(N, 1.0, 3, cpu)  # a rotation about the grey axis by U(-pi, pi)
@@ -298,10 +298,14 @@ def test_antialiasing_suppresses_aliasing_when_zooming_out():
 
 
 class HostReads(TorchFunctionMode):
-    """Records every call that reads a tensor's value back to the host (a device sync on a GPU)."""
+    """Records every call that reads a tensor's value back to the host, or copies host values to
+    the device (a pageable copy: both synchronise with a GPU). On the CPU they cost nothing, so
+    they are caught by name: tensors made from host data, a Python number written into a tensor,
+    a move to a device."""
 
     READS = {"item", "__bool__", "__float__", "__int__", "__index__", "tolist", "nonzero",
              "numpy", "masked_select", "unique", "argwhere"}
+    WRITES = {"tensor", "as_tensor", "from_numpy"}
 
     def __init__(self):
         super().__init__()
@@ -311,7 +315,10 @@ class HostReads(TorchFunctionMode):
         name = getattr(func, "__name__", "")
         boolean_index = name == "__getitem__" and any(
             isinstance(a, torch.Tensor) and a.dtype == torch.bool for a in _flatten(args[1:]))
-        if name in self.READS or boolean_index:
+        number_written = name == "__setitem__" and not isinstance(args[2], torch.Tensor)
+        moved = name in ("to", "cuda") and any(isinstance(a, (torch.device, str)) for a in args[1:]) \
+            or name == "to" and "device" in (kwargs or {})
+        if name in self.READS or name in self.WRITES or boolean_index or number_written or moved:
             self.reads.append(name)
         return func(*args, **(kwargs or {}))
 
@@ -328,7 +335,11 @@ def test_host_read_detector_sees_a_sync():
     with HostReads() as spy:
         float(torch.ones(1))
         torch.rand(4)[torch.rand(4) > 0.5]
-    assert spy.reads == ["__float__", "__getitem__"]
+        torch.tensor([1.0, 2.0], device="cpu")
+        torch.eye(3)[0, 2] = 0.25
+        torch.ones(2).to("cpu")
+        torch.eye(3)[:2, 2].fill_(0.25)  # a kernel with the number as its argument: no copy
+    assert spy.reads == ["__float__", "__getitem__", "tensor", "__setitem__", "to"]
 
 
 @pytest.mark.parametrize("make", [
@@ -594,3 +605,42 @@ def test_saved_configs_with_old_augmentation_names_still_load():
     old = {"augment": {"mode": "ada", "speed_kimg": 128.0, "p_max": 0.7, "ops": {"zoom": 1, "translate": 0}}}
     config = from_dict(TrainConfig, upgrade_saved_config(old))
     assert config.augment.ada_kimg == 128.0 and config.augment.ops == {"scale": 1, "xint": 0}
+
+
+# ------------------------------------------------------------------ deterministic resampling (GPU)
+
+
+@pytest.mark.parametrize("padding, align_corners", [("border", True), ("reflection", False), ("reflection", True)])
+def test_gather_sampling_is_grid_sample(padding, align_corners):
+    """The gather version that deterministic GPU runs use (grid_sample's CUDA backward has no
+    deterministic kernel) gives grid_sample's values and image gradients, far outside the image
+    and on odd sizes included."""
+    from gankit.augment.sampling import gather_sample
+
+    torch.manual_seed(0)
+    for h, w in [(8, 8), (5, 9), (1, 6)]:
+        grid = torch.rand(3, 7, 6, 2) * 5 - 2.5
+        x = torch.randn(3, 2, h, w, requires_grad=True)
+        expected = F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=align_corners)
+        got = gather_sample(x, grid, padding, align_corners)
+        weights = torch.randn_like(got)
+        (expected_grad,) = torch.autograd.grad((expected * weights).sum(), x)
+        (got_grad,) = torch.autograd.grad((got * weights).sum(), x)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(got_grad, expected_grad, atol=1e-5, rtol=0)
+
+
+def test_deterministic_mode_is_set_for_a_gpu_run_and_undone_after():
+    """What `deterministic: true` switches on for a CUDA run (flags only: this runs on any
+    machine), and that a CPU run and the end of the run leave torch as they found it."""
+    from gankit.training.device import reproducible
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    with reproducible(torch.device("cpu"), True):
+        assert not torch.are_deterministic_algorithms_enabled()
+    with reproducible(torch.device("cuda"), False):
+        assert not torch.are_deterministic_algorithms_enabled()
+    with reproducible(torch.device("cuda"), True):
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert not torch.backends.cudnn.benchmark
+    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic

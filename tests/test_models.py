@@ -12,7 +12,7 @@ from gankit.losses import get_loss
 from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gankit.nn import ShiftOnlyBatchNorm
 from gankit.contracts import (Discriminator, DomainDiscriminators, FreezableDiscriminator, ImageGenerator,
-                              ImageTranslator)
+                              ImageTranslator, StyleGenerator, implements)
 from gankit.variants import RECIPES, DataSpec, get_recipe
 
 SPECS = [DataSpec(size=16, channels=1), DataSpec(size=32, channels=3), DataSpec(size=16, channels=1, num_classes=3)]
@@ -56,7 +56,7 @@ def cases():
 @pytest.mark.parametrize("name, options", cases())
 def test_shapes_and_output_range(name, options, spec):
     G, D = build(name, spec, **options)
-    assert isinstance(G, ImageGenerator) and isinstance(D, Discriminator)
+    assert implements(G, ImageGenerator) and implements(D, Discriminator)
     z, labels = torch.randn(6, G.latent_dim), labels_for(spec, 6)
     images = G(z, labels)
     assert images.shape == (6, spec.channels, spec.size, spec.size)
@@ -136,7 +136,9 @@ def test_dcgan_follows_the_keras_example():
     assert all(c.bias is None for c in convs_g[:-1]) and convs_g[-1].bias is not None
     assert isinstance(G.upsample[-1], torch.nn.Sigmoid)
     norms = [m for m in G.modules() if isinstance(m, ShiftOnlyBatchNorm)]
-    assert len(norms) == 4 and all(n.weight is None and n.bias is not None for n in norms)
+    # no learnable scale (Keras scale=False): only the shift is a parameter; the scale is a fixed 1
+    assert len(norms) == 4 and all([name for name, _ in n.named_parameters()] == ["bias"] for n in norms)
+    assert all(torch.equal(n.weight, torch.ones_like(n.bias)) and "weight" not in n.state_dict() for n in norms)
     convs_d = [m for m in D.features if isinstance(m, torch.nn.Conv2d)]
     assert len(convs_d) == 4 and all(c.bias is None for c in convs_d)
     assert D.head[1].p == 0.4 and D.head[2].in_features == 128 * 4 * 4
@@ -160,7 +162,7 @@ TRANSLATOR_VARIANTS = {"cyclegan": {"norm": "none", "dropout": 0.5, "g_blocks": 
 def translator_losses(G, D, a, b, loss):
     """(G's loss, D's loss) over every direction G has and the discriminator(s) D has: one per
     domain (DomainDiscriminators), or one that judges an output beside its input."""
-    if isinstance(D, DomainDiscriminators):
+    if implements(D, DomainDiscriminators):
         to = {"a2b": ("b", a), "b2a": ("a", b)}  # direction -> (the domain it makes, its input)
         judge = {"a2b": lambda x, source: D(x, "b"), "b2a": lambda x, source: D(x, "a")}
         reals = {"a2b": b, "b2a": a}
@@ -182,8 +184,8 @@ def test_translator_contract(name, variant):
     options = TRANSLATOR_VARIANTS.get(name, {}) if variant else {}
     spec = DataSpec(size=16, channels=3)
     G, D = build(name, spec, **options)
-    assert isinstance(G, ImageTranslator) and G.channels == 3
-    assert isinstance(D, DomainDiscriminators) or isinstance(D, Discriminator)
+    assert implements(G, ImageTranslator) and G.channels == 3
+    assert implements(D, DomainDiscriminators) or implements(D, Discriminator)
     a, b = torch.rand(2, 4, 3, 16, 16) * 2 - 1
     for direction in G.directions:
         y = G(a, direction)
@@ -208,7 +210,7 @@ def test_translator_contract(name, variant):
     for net in (G, G2, D, D2):
         net.eval()
     assert torch.equal(G(a, "a2b"), G2(a, "a2b"))
-    judge = (lambda net: net(a, "a")) if isinstance(D, DomainDiscriminators) else (lambda net: net(b, a))
+    judge = (lambda net: net(a, "a")) if implements(D, DomainDiscriminators) else (lambda net: net(b, a))
     assert torch.equal(judge(D), judge(D2))
 
 
@@ -218,7 +220,7 @@ def test_d_blocks_for_freeze_d_are_disjoint_in_order_and_leave_the_head(name):
     the image meets them (each block's output feeds the next), and keeps a head out of them."""
     spec = DataSpec(size=16, channels=3)
     G, D = build(name, spec)
-    if not isinstance(D, FreezableDiscriminator):
+    if not implements(D, FreezableDiscriminator):
         pytest.skip(f"{name}'s D is not made of blocks (FreezeD refuses it)")
     blocks = D.blocks_from_image()
     ids = [id(p) for block in blocks for p in block.parameters()]
@@ -232,3 +234,47 @@ def test_d_blocks_for_freeze_d_are_disjoint_in_order_and_leave_the_head(name):
         for p in blocks[0].parameters():
             p.add_(0.5)
     assert not torch.equal(before, D(image, condition))
+
+
+# ------------------------------------------------------------------ contracts on any Python
+
+
+def test_contracts_see_submodules_parameters_and_buffers():
+    """On Python >= 3.12, isinstance(G, StyleGenerator) is False for a real StyleGAN G (Protocol
+    checks there do not see what nn.Module keeps in _modules and _buffers); implements() is the
+    check gankit uses, so the contracts hold on every Python."""
+    G, _ = build("stylegan", SPECS[0])
+    assert implements(G, StyleGenerator)
+
+    class Partial(torch.nn.Module):  # a mapping and sizes, but no w_avg buffer
+        def __init__(self):
+            super().__init__()
+            self.mapping = torch.nn.Linear(2, 2)
+            self.latent_dim, self.num_classes, self.output_range, self.num_ws, self.w_dim = 2, 0, (-1, 1), 1, 2
+
+        def synthesis(self, ws):
+            return ws
+
+    partial = Partial()
+    assert not implements(partial, StyleGenerator)
+    partial.register_buffer("w_avg", torch.zeros(2))
+    assert implements(partial, StyleGenerator)
+
+
+def test_gankit_never_asks_isinstance_of_a_contract():
+    """CI runs Python 3.11, where isinstance against these Protocols happens to work on modules:
+    this keeps a 3.12-only failure from coming back unseen."""
+    import ast
+    import pathlib
+
+    import gankit
+    from gankit import contracts
+
+    names = {name for name, value in vars(contracts).items() if getattr(value, "_is_protocol", False)}
+    offenders = []
+    for path in pathlib.Path(gankit.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance"
+                    and len(node.args) == 2 and getattr(node.args[1], "id", None) in names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert names >= {"StyleGenerator", "Discriminator"} and offenders == []

@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from .ops import rotate2d, scale2d, translate2d
+from .sampling import grid_sample
 from .pipeline import Augmentation
 
 MAX_TRANSLATION, MAX_ROTATION, MAX_ZOOM = 0.125, 0.125, 0.25  # the example's constants
@@ -35,7 +35,9 @@ class KerasAugment(Augmentation):
             return torch.rand(n, *shape, device=device) * (high - low) + low
 
         flip = torch.where(torch.rand(n, device=device) < 0.5, -1.0, 1.0)
-        shift = uniform(-MAX_TRANSLATION, MAX_TRANSLATION, 2) * torch.tensor([w, h], device=device)
+        # scaled column by column: a torch.tensor([w, h]) on the GPU would be a host copy, a sync
+        shift = uniform(-MAX_TRANSLATION, MAX_TRANSLATION, 2)
+        shift = torch.stack([shift[:, 0] * w, shift[:, 1] * h], dim=-1)
         turn = uniform(-MAX_ROTATION, MAX_ROTATION) * 2 * math.pi
         zoom = uniform(1 - MAX_ZOOM, 1.0, 2)  # < 1: the output shows less of the image, larger
         # each layer reads its input at (its map) x output position; chained, the first layer's
@@ -47,8 +49,8 @@ class KerasAugment(Augmentation):
         points = torch.stack([xs.view(1, -1).expand(h, -1), ys.view(-1, 1).expand(-1, w),
                               torch.ones(h, w, device=device)], dim=-1)
         source = torch.einsum("bij,hwj->bhwi", inverse, points)[..., :2]
-        grid = source / torch.tensor([w / 2, h / 2], device=device)  # align_corners=False units
-        augmented = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="reflection",
-                                  align_corners=False)  # reflection about the outer edge: "d c b a | a b c d"
+        grid = torch.stack([source[..., 0] / (w / 2), source[..., 1] / (h / 2)], dim=-1)  # align_corners=False units
+        augmented = grid_sample(x, grid.to(x.dtype), "reflection",
+                                align_corners=False)  # reflection about the outer edge: "d c b a | a b c d"
         chosen = torch.rand(n, 1, 1, 1, device=device) < self.p
         return torch.where(chosen, augmented, x)

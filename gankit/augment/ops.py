@@ -68,7 +68,14 @@ def scale3d(s: Tensor) -> Tensor:
 
 
 GREY = (1 / math.sqrt(3),) * 3  # the unit grey axis of RGB
-LUMA_AXIS = torch.tensor([*GREY, 0.0])  # ... homogeneous
+LUMA_AXIS = (*GREY, 0.0)  # ... homogeneous
+
+
+# Constants reach the GPU once per device: a CPU tensor copied in every call (torch.tensor(...,
+# device=), .to(device)) is a pageable host-to-device copy, which synchronises with the GPU.
+@functools.lru_cache(maxsize=8)
+def _constant(values: tuple, device: str) -> Tensor:
+    return torch.tensor(values, dtype=torch.float32, device=device)
 
 
 def rotate3d(axis: tuple[float, float, float], theta: Tensor) -> Tensor:
@@ -165,7 +172,7 @@ def contrast(n: int, prob: float, channels: int, device, std: float = 0.5) -> Te
 def lumaflip(n: int, prob: float, channels: int, device) -> Tensor:
     """Mirror the colour about the plane orthogonal to the grey axis (inverts luma, keeps hue) with
     probability 1/2 once chosen (a Householder reflection)."""
-    v = LUMA_AXIS.to(device)
+    v = _constant(LUMA_AXIS, str(device))
     flip = torch.floor(torch.rand(n, 1, 1, device=device) * 2)
     flip = torch.where(_chosen((n, 1, 1), prob, device), flip, torch.zeros_like(flip))
     return torch.eye(4, device=device) - 2 * torch.outer(v, v) * flip
@@ -184,7 +191,7 @@ def saturation(n: int, prob: float, channels: int, device, std: float = 1.0) -> 
     """Scale the colour's distance from the grey axis by 2^N(0, 1) (RGB only)."""
     if channels == 1:
         return None
-    v = LUMA_AXIS.to(device)
+    v = _constant(LUMA_AXIS, str(device))
     s = torch.exp2(torch.randn(n, 1, 1, device=device) * std)
     s = torch.where(_chosen((n, 1, 1), prob, device), s, torch.ones_like(s))
     grey = torch.outer(v, v)
@@ -221,7 +228,7 @@ def imgfilter(x: Tensor, prob: float, std: float = 1.0, bands: tuple = (1, 1, 1,
     keeping the image's expected power (Karras et al. 2020, appendix B.3)."""
     n, c, h, w = x.shape
     bank = _filter_bank(str(x.device))
-    expected = torch.tensor(BANDS_EXPECTED_POWER, device=x.device)
+    expected = _constant(BANDS_EXPECTED_POWER, str(x.device))
     gains = torch.ones(n, 4, device=x.device)
     for band, strength in enumerate(bands):
         t_band = torch.exp2(torch.randn(n, device=x.device) * std)

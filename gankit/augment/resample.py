@@ -24,7 +24,8 @@ import functools
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from .sampling import grid_sample
 
 Tensor = torch.Tensor
 FILTER = "sym6"  # the reference's geometric low-pass filter (orthogonal: down(up(x)) == x)
@@ -121,8 +122,7 @@ def warp(images: Tensor, inverse: Tensor, antialias: bool = True) -> Tensor:
         col, row = _centred_grid(h, w, 1.0, inverse)
         col, row = reflect_index(col, w), reflect_index(row, h)
         grid = torch.stack([2 * col / max(w - 1, 1) - 1, 2 * row / max(h - 1, 1) - 1], dim=-1)
-        return F.grid_sample(images, grid.to(dtype), mode="bilinear", padding_mode="border",
-                             align_corners=True)
+        return grid_sample(images, grid.to(dtype), "border", align_corners=True)
 
     margin = len(wavelet_lowpass(FILTER)) // 4  # pixels of border the downsampling filter reads
     key = str(device)
@@ -139,13 +139,12 @@ def warp(images: Tensor, inverse: Tensor, antialias: bool = True) -> Tensor:
     col = torch.remainder(2 * col + 0.5, period_w)
     row = torch.remainder(2 * row + 0.5, period_h)
     grid = torch.stack([2 * col / period_w - 1, 2 * row / period_h - 1], dim=-1)  # align_corners=True
-    sampled = F.grid_sample(big, grid.to(dtype), mode="bilinear", padding_mode="border",
-                            align_corners=True)  # (B, C, 2(H + 2 margin), 2(W + 2 margin))
+    sampled = grid_sample(big, grid.to(dtype), "border", align_corners=True)  # (B, C, 2(H + 2 margin), 2(W + 2 margin))
     return _along_axes(sampled, _matrix("down", (h, margin, FILTER), key).to(dtype),
                        _matrix("down", (w, margin, FILTER), key).to(dtype))
 
 
 def _shift(offset: float, like: Tensor) -> Tensor:
     m = torch.eye(3, device=like.device)
-    m[0, 2] = m[1, 2] = offset
+    m[:2, 2].fill_(offset)  # not m[0, 2] = offset: that copies a host scalar, a GPU sync
     return m

@@ -45,11 +45,11 @@ def _d_blocks(recipe: str, size: int = 32) -> str:
     """How many blocks --freeze-d can keep fixed in the recipe's D, at 32 px RGB."""
     import torch
 
-    from ..contracts import FreezableDiscriminator
+    from ..contracts import FreezableDiscriminator, implements
     from ..variants import DataSpec, get_recipe
 
     with torch.device("meta"):
         _, D = get_recipe(recipe).make({}, DataSpec(size, 3))
-    if not isinstance(D, FreezableDiscriminator):
+    if not implements(D, FreezableDiscriminator):
         return "D: no FreezeD"
     return f"D: {len(D.blocks_from_image())} blocks at {size} px"

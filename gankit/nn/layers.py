@@ -15,8 +15,14 @@ class ShiftOnlyBatchNorm(nn.modules.batchnorm._BatchNorm):
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__(num_features, eps=eps, momentum=momentum, affine=True)
-        # F.batch_norm accepts weight=None with a bias: the normalised input is only shifted.
-        self.register_parameter("weight", None)
+        # The scale is a constant 1, not a parameter. It is passed as a weight rather than None:
+        # on CUDA, batch norm with weight=None and a bias takes the native kernel, whose backward
+        # (torch 2.11, seen on an H200) returns a 0-element bias gradient when only the input's
+        # gradient is asked for, as when G's loss flows back through D (backward(inputs=G's
+        # parameters)), and autograd rejects it. With a weight the usual path runs (cuDNN's).
+        # Not persistent: state dicts (checkpoints, the shipped pretrained models) are unchanged.
+        del self.weight
+        self.register_buffer("weight", torch.ones(num_features), persistent=False)
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -48,3 +49,26 @@ def autocast_factory(device: torch.device, precision: str):
             "emulate it slowly: use --precision fp32"
         )
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+@contextlib.contextmanager
+def reproducible(device: torch.device, on: bool):
+    """While training on a GPU with `deterministic: true`: torch's deterministic algorithms (with
+    the cuBLAS workspace setting they need), cuDNN's deterministic kernels and no autotuner, so one
+    seed gives one run and a resumed run matches an unbroken one, as on the CPU. The augmentations'
+    resampling follows (augment/sampling.py). warn_only: an op with no deterministic kernel warns
+    rather than stopping a run. The previous settings come back afterwards (the Python API may be
+    one part of a longer program). CPUs need none of this: their kernels are deterministic."""
+    if device.type != "cuda" or not on:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS first runs
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2], before[3]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TargetConfig
-from ..contracts import ClassifyingDiscriminator
+from ..contracts import ClassifyingDiscriminator, implements
 from ..losses import AdversarialLoss, Penalty, make_targets
 from ..losses.path_length import PathLengthPenalty
 from .guard import StepGuard
@@ -66,7 +66,7 @@ class StepContext:
         self.g_params = [p for p in self.G.parameters() if p.requires_grad]
         self.d_params = [p for p in self.D.parameters() if p.requires_grad]
         # AC-GAN: D also names the class of what it sees, and both nets learn from that
-        self.classifies = (isinstance(self.D, ClassifyingDiscriminator) and self.D.classifies
+        self.classifies = (implements(self.D, ClassifyingDiscriminator) and self.D.classifies
                            and self.objective.classifier_weight > 0)
 
     def backward(self, loss: Tensor, params: list, retain_graph: bool = False) -> None:

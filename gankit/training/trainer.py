@@ -29,6 +29,7 @@ from ..visualize import save_grid
 from . import checkpoint as ckpt
 from . import distributed
 from .ema import EMA
+from .device import reproducible
 from .logging import JsonLinesSink, ProgressSink, Reporter, TensorBoardSink, report
 from .schedule import linear_decay
 from .step import StepContext
@@ -262,6 +263,10 @@ class Trainer:
                                     self.device)
 
     def train(self) -> TrainResult:
+        with reproducible(self.device, self.config.deterministic):
+            return self._train()
+
+    def _train(self) -> TrainResult:
         cfg = self.config
         total = self.total_steps()
         budget = cfg.time_budget
