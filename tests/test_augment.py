@@ -644,3 +644,16 @@ def test_deterministic_mode_is_set_for_a_gpu_run_and_undone_after():
         assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
         assert not torch.backends.cudnn.benchmark
     assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+
+
+def test_r1_through_the_warp_works_where_torch_cannot_differentiate_grid_sample_twice(monkeypatch):
+    """torch 2.11 has no derivative of grid_sample's backward (seen on the GPU machine's torch);
+    there the warp resamples by gather, whose second derivatives are exact."""
+    from gankit.augment import sampling
+
+    monkeypatch.setattr(sampling, "grid_sample_has_double_backward", lambda: False)
+    monkeypatch.setattr(F, "grid_sample", None)  # would raise if the warp still called it
+    x = images(n=1, channels=1, size=6).double().requires_grad_()
+    inverse = ops.rotate2d(torch.tensor([0.4])) @ ops.scale2d(torch.tensor([1.2]), torch.tensor([0.9]))
+    for antialias in (True, False):
+        assert torch.autograd.gradgradcheck(lambda im: warp(im, inverse, antialias).square(), (x,))

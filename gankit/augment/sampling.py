@@ -7,11 +7,14 @@ threads run, and torch has no deterministic version of it (use_deterministic_alg
 ADA's geometric ops sit between G and D, so G's gradient goes through that backward and two runs
 with one seed would drift apart. gather's backward (scatter_add) has a deterministic CUDA
 implementation, which torch uses once deterministic algorithms are on (training/device.py turns
-them on for CUDA runs unless `deterministic: false`). Elsewhere grid_sample runs: it is
-deterministic on the CPU and faster there.
+them on for CUDA runs unless `deterministic: false`). The gather version also runs where this
+torch cannot differentiate grid_sample twice (R1 through the augmentation; see
+grid_sample_has_double_backward). Elsewhere grid_sample runs: deterministic on the CPU and faster.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -22,9 +25,29 @@ Tensor = torch.Tensor
 def grid_sample(images: Tensor, grid: Tensor, padding: str, align_corners: bool) -> Tensor:
     """F.grid_sample(images, grid, "bilinear", padding, align_corners) for padding "border" or
     "reflection"; see the module's docstring for when the gather version runs."""
-    if images.is_cuda and torch.are_deterministic_algorithms_enabled():
+    deterministic_gpu = images.is_cuda and torch.are_deterministic_algorithms_enabled()
+    if deterministic_gpu or (images.requires_grad and not grid_sample_has_double_backward()):
         return gather_sample(images, grid, padding, align_corners)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding, align_corners=align_corners)
+
+
+@functools.cache
+def grid_sample_has_double_backward() -> bool:
+    """Whether this torch differentiates grid_sample's backward. R1 through the augmentation needs
+    it (D's gradient w.r.t. the reals before they were augmented, differentiated again), and
+    torch 2.11 raises "derivative for aten::grid_sampler_2d_backward is not implemented" where
+    2.14 does not; StyleGAN2-ADA's reference carries its own grid_sample_gradfix for the same gap.
+    Asked once, on a 2x2 image."""
+    x = torch.ones(1, 1, 2, 2, dtype=torch.float64, requires_grad=True)
+    grid = torch.full((1, 1, 1, 2), 0.25, dtype=torch.float64)
+    try:
+        with torch.enable_grad():
+            y = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
+            (g,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+            torch.autograd.grad(g.sum(), x)
+    except RuntimeError:
+        return False
+    return True
 
 
 def gather_sample(images: Tensor, grid: Tensor, padding: str, align_corners: bool) -> Tensor:
