@@ -25,7 +25,7 @@ from .config import TrainConfig, to_dict
 from .errors import GankitError
 from .losses import PENALTIES, get_loss
 from .metrics import default_features
-from .nn import freeze_blocks, spectral_normalize
+from .nn import convert_sync_batchnorm, freeze_blocks, spectral_normalize
 from .seeds import derive_seed
 from .tasks import Task, task_of
 from .training import checkpoint as ckpt
@@ -126,8 +126,7 @@ def build_run(config: TrainConfig, *, state: dict | None = None, init: dict | No
     world = distributed.world_size()
     task = task_class(config, data, G, device, memory_format, distributed.rank(), world)
     if config.sync_batchnorm and world > 1:
-        G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(G)
-        D = torch.nn.SyncBatchNorm.convert_sync_batchnorm(D)
+        G, D = convert_sync_batchnorm(G), convert_sync_batchnorm(D)
     if config.compile:
         # in place (nn.Module.compile): parameters, state-dict keys and checkpoints unchanged
         G.compile()

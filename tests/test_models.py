@@ -53,7 +53,7 @@ def cases():
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=SPEC_IDS)
-@pytest.mark.parametrize("name, options", cases())
+@pytest.mark.parametrize("name, options", list(cases()))
 def test_shapes_and_output_range(name, options, spec):
     G, D = build(name, spec, **options)
     assert implements(G, ImageGenerator) and implements(D, Discriminator)
@@ -76,7 +76,7 @@ def _bce_d_loss(real_logits, fake_logits):
 
 
 @pytest.mark.parametrize("spec", [SPECS[0], SPECS[2]], ids=[SPEC_IDS[0], SPEC_IDS[2]])
-@pytest.mark.parametrize("name, options", cases())
+@pytest.mark.parametrize("name, options", list(cases()))
 def test_gradients_reach_every_weight_and_a_step_changes_them(name, options, spec):
     # deterministic (str hash() is salted per process): alternate the two label inputs over cases
     conditional = CONDITIONAL_VARIANTS[sum(map(ord, name + str(options))) % 2] if spec.num_classes else {}
@@ -107,7 +107,7 @@ def test_gradients_reach_every_weight_and_a_step_changes_them(name, options, spe
         assert not unchanged, f"one step left {net_name} weights unchanged: {unchanged}"
 
 
-@pytest.mark.parametrize("name, options", cases())
+@pytest.mark.parametrize("name, options", list(cases()))
 def test_state_dict_round_trip_gives_identical_outputs(name, options):
     spec = SPECS[0]
     G, D = build(name, spec, **options)
@@ -278,3 +278,28 @@ def test_gankit_never_asks_isinstance_of_a_contract():
                     and len(node.args) == 2 and getattr(node.args[1], "id", None) in names):
                 offenders.append(f"{path.name}:{node.lineno}")
     assert names >= {"StyleGenerator", "Discriminator"} and offenders == []
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cgan"])
+def test_sync_batchnorm_conversion_keeps_parameters_keys_and_the_fixed_scale(name):
+    """`--set sync_batchnorm=true` converts every batch norm; the DCGAN's shift-only ones keep
+    their fixed scale and their state-dict keys, so checkpoints load either way. (Training with
+    it needs several GPUs: the conversion is what a CPU can check.)"""
+    from gankit.nn import ShiftOnlySyncBatchNorm, convert_sync_batchnorm
+
+    spec = SPECS[2] if name == "cgan" else SPECS[0]
+    with_norms = [net for net in build(name, spec) if any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())]
+    assert with_norms  # the DCGAN's G and D, cgan's G (conditional batch norm)
+    for net in with_norms:
+        keys, params = list(net.state_dict()), dict(net.named_parameters())
+        norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        shift_only = sum(isinstance(m, ShiftOnlyBatchNorm) for m in norms)
+        converted = convert_sync_batchnorm(net)
+        synced = [m for m in converted.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        assert len(synced) == len(norms) and all(isinstance(m, torch.nn.SyncBatchNorm) for m in synced)
+        assert sum(isinstance(m, ShiftOnlySyncBatchNorm) for m in synced) == shift_only
+        assert all(torch.equal(m.weight, torch.ones_like(m.weight)) and not m.weight.requires_grad
+                   for m in synced if isinstance(m, ShiftOnlySyncBatchNorm))
+        assert list(converted.state_dict()) == keys
+        assert {k: id(v) for k, v in converted.named_parameters()} == {k: id(v) for k, v in params.items()}

@@ -34,6 +34,35 @@ class ShiftOnlyBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected a 2D or 4D input, got {input.dim()}D")
 
 
+class ShiftOnlySyncBatchNorm(nn.SyncBatchNorm):
+    """ShiftOnlyBatchNorm with statistics over all ranks (`--set sync_batchnorm=true`): the same
+    fixed unit scale and learnable shift, and the same state-dict keys, so a checkpoint moves
+    between runs with and without it."""
+
+    def __init__(self, num_features: int, eps: float, momentum: float, process_group=None):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=True, process_group=process_group)
+        del self.weight
+        self.register_buffer("weight", torch.ones(num_features), persistent=False)
+
+
+def convert_sync_batchnorm(module: nn.Module, process_group=None) -> nn.Module:
+    """torch's SyncBatchNorm.convert_sync_batchnorm, which also takes ShiftOnlyBatchNorm (torch's
+    would assign its fixed scale to a Parameter slot and fail). Parameters and buffers are the
+    same objects afterwards, as with torch's: build optimisers after converting or before, alike."""
+    if isinstance(module, ShiftOnlyBatchNorm):
+        synced = ShiftOnlySyncBatchNorm(module.num_features, module.eps, module.momentum, process_group)
+        synced.bias = module.bias
+        synced.weight = module.weight
+        synced.running_mean, synced.running_var = module.running_mean, module.running_var
+        synced.num_batches_tracked = module.num_batches_tracked
+        return synced.train(module.training)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module, process_group)
+    for name, child in module.named_children():
+        module.add_module(name, convert_sync_batchnorm(child, process_group))
+    return module
+
+
 class MinibatchStdDev(nn.Module):
     """Appends one feature map: the mean standard deviation of the features across a group of
     samples (Karras et al. 2018, ProGAN). A batch of near-identical fakes (mode collapse) has a
