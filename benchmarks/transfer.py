@@ -2,7 +2,9 @@
 
 The source (`--source`): the shipped pretrained model `dcgan-mnist04`, the default DCGAN (the
 keras-io GAN-ADA nets) trained at 32 px on the digits 0-4 of mnist5k by
-`python scripts/make_pretrained.py dcgan-mnist04`. The target: `--per-class` images of
+`python scripts/make_pretrained.py dcgan-mnist04`; or another, e.g. a source of the target's own
+kind, `scripts/make_pretrained.py dcgan-digits59 --out DIR` (UCI digits 5-9), given as DIR's
+file (its arms are stored as ARM-lrRATE-from-dcgan-digits59). The target: `--per-class` images of
 each of the digits 5-9 (50 by default). Each arm trains on the target for the same wall-clock
 budget (`--seconds`, one CPU thread) and is scored by KID, on the shipped digit classifier's
 features, against the digits 5-9 no run saw — every `--eval-every` steps during training (KID
@@ -45,13 +47,24 @@ SOURCE_CLASSES, TARGET_CLASSES = range(0, 5), range(5, 10)
 RECIPE_LR = 2e-4  # the dcgan recipe's Adam rate for G and D (OptimConfig)
 
 
-def arm_name(arm: str, lr: float) -> str:
-    """The name a run's result is stored and tabled under: the arm, with its rate unless the recipe's."""
-    return arm if lr == RECIPE_LR else f"{arm}-lr{lr:g}"
+DEFAULT_SOURCE = "dcgan-mnist04"
+
+
+def arm_name(arm: str, lr: float, source: str = DEFAULT_SOURCE) -> str:
+    """The name a run's result is stored and tabled under: the arm, with its rate unless the
+    recipe's, and its source unless the default (e.g. finetune-lr0.001-from-dcgan-digits59)."""
+    name = arm if lr == RECIPE_LR else f"{arm}-lr{lr:g}"
+    return name if arm == "scratch" or source == DEFAULT_SOURCE else f"{name}-from-{Path(source).stem}"
 
 
 def base_arm(name: str) -> str:
-    return name.split("-lr")[0]
+    return name.split("-from-")[0].split("-lr")[0]
+
+
+def family(name: str) -> str:
+    """The arm and its source, without the rate: one colour in the plot, one label in the table."""
+    source = name.split("-from-")[1] if "-from-" in name else None
+    return base_arm(name) + (f" from {source}" if source else "")
 
 
 def digits(classes, per_class: int | None = None):
@@ -84,7 +97,7 @@ def run(arm: str, seed: int, args) -> dict:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     train_data, held_out = digits(TARGET_CLASSES, args.per_class)
-    name = arm_name(arm, args.lr)
+    name = arm_name(arm, args.lr, args.source)
     run_dir = out / "runs" / f"{name}-seed{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -161,7 +174,7 @@ def table(by_arm: dict[str, list[dict]], checkpoints: tuple[float, ...] = ()) ->
         ratios = "; ".join(f"{statistics.median(c[m]['ratio'] for c in copies):.2f}"
                            for m in ("l1", "features") if copies and all(m in c for c in copies)) or "-"
         flagged = (f"{sum(len(c['l1']['flagged']) for c in copies)} of {64 * len(copies)}" if copies else "-")
-        lines.append(f"| {base_arm(arm)} | {runs[0].get('lr', RECIPE_LR):g} | {len(runs)} | {per_seed(kids)} | "
+        lines.append(f"| {family(arm)} | {runs[0].get('lr', RECIPE_LR):g} | {len(runs)} | {per_seed(kids)} | "
                      f"{statistics.median(kids):.3f} | {''.join(kid_at_text(runs, t) + ' | ' for t in checkpoints)}{ratio(kids, scratch)} | {reach_text} | {ratios} | {flagged} |")
     return "\n".join(lines)
 
@@ -176,17 +189,17 @@ def plot(by_arm: dict[str, list[dict]], path: Path) -> None:
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colours: dict[str, str] = {}
     for arm, runs in by_arm.items():  # one colour per arm, solid at the recipe's rate, dashed at another
-        colour = colours.setdefault(base_arm(arm), cycle[len(colours) % len(cycle)])
-        style = "-" if arm == base_arm(arm) else "--"
+        colour = colours.setdefault(family(arm), cycle[len(colours) % len(cycle)])
+        style = "--" if "-lr" in arm else "-"
         for i, r in enumerate(runs):
             ax.plot(r["curve"]["seconds"], r["curve"]["kid"], color=colour, linestyle=style, alpha=0.7,
-                    marker="o", ms=2, label=f"{base_arm(arm)}, Adam {r.get('lr', RECIPE_LR):g}" if i == 0 else None)
+                    marker="o", ms=2, label=f"{family(arm)}, Adam {r.get('lr', RECIPE_LR):g}" if i == 0 else None)
     baseline = best_scratch(by_arm)
     if baseline:
         ax.axhline(statistics.median(r["kid"] for r in by_arm[baseline]), color="grey", linewidth=0.8,
                    linestyle=":", label=f"{baseline}: median final KID")
     ax.set(xlabel="seconds of training (one CPU thread)", ylabel="KID vs unseen digits 5-9 (log scale)",
-           yscale="log", title="From scratch vs fine-tuned from digits 0-4")
+           yscale="log", title="From scratch vs fine-tuned (from MNIST 0-4, or from UCI digits 5-9)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -199,7 +212,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=1200, help="training budget of each target run")
-    parser.add_argument("--source", default="dcgan-mnist04",
+    parser.add_argument("--source", default=DEFAULT_SOURCE,
                         help="the model to fine-tune: a pretrained name (made by scripts/make_pretrained.py), a run or a checkpoint")
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--batch", type=int, default=32)
