@@ -175,7 +175,8 @@ class TrainConfig:
     channels_last: bool = option(True, "NHWC memory layout: faster convolutions on CPU and CUDA.")
     compile: bool = False  # torch.compile G and D (minutes of compiling; ~5% faster on this CPU)
     # CUDA: deterministic algorithms, so one seed gives one run and resume is exact, as on the CPU
-    # (training/device.py); false trades that for cuDNN's fastest kernels. No effect on a CPU.
+    # (training/device.py); false allows torch's and cuDNN's non-deterministic kernels (faster,
+    # above all grid_sample's backward under ADA). No effect on a CPU.
     deterministic: bool = True
     progress: bool = option(True, "Show a progress bar.")
     guard_patience: int = 20  # non-finite updates in a row before rolling back to the last checkpoint

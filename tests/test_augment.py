@@ -657,3 +657,15 @@ def test_r1_through_the_warp_works_where_torch_cannot_differentiate_grid_sample_
     inverse = ops.rotate2d(torch.tensor([0.4])) @ ops.scale2d(torch.tensor([1.2]), torch.tensor([0.9]))
     for antialias in (True, False):
         assert torch.autograd.gradgradcheck(lambda im: warp(im, inverse, antialias).square(), (x,))
+
+
+def test_gather_sampling_survives_non_finite_positions():
+    """A NaN or infinite grid position is clipped, as grid_sample clips it, not turned into an
+    out-of-range index (which on a GPU is a device-side assert that kills the process)."""
+    from gankit.augment.sampling import gather_sample
+
+    x = torch.rand(1, 1, 4, 4)
+    grid = torch.tensor([[[[float("nan"), 0.0], [float("inf"), 0.0], [-float("inf"), 0.5]]]])
+    for padding in ("border", "reflection"):
+        out = gather_sample(x, grid, padding, align_corners=True)
+        assert out.shape == (1, 1, 1, 3) and torch.isfinite(out).all()

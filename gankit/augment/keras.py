@@ -50,7 +50,7 @@ class KerasAugment(Augmentation):
                               torch.ones(h, w, device=device)], dim=-1)
         source = torch.einsum("bij,hwj->bhwi", inverse, points)[..., :2]
         grid = torch.stack([source[..., 0] / (w / 2), source[..., 1] / (h / 2)], dim=-1)  # align_corners=False units
-        augmented = grid_sample(x, grid.to(x.dtype), "reflection",
+        augmented = grid_sample(x, grid, "reflection",
                                 align_corners=False)  # reflection about the outer edge: "d c b a | a b c d"
         chosen = torch.rand(n, 1, 1, 1, device=device) < self.p
         return torch.where(chosen, augmented, x)

@@ -122,7 +122,7 @@ def warp(images: Tensor, inverse: Tensor, antialias: bool = True) -> Tensor:
         col, row = _centred_grid(h, w, 1.0, inverse)
         col, row = reflect_index(col, w), reflect_index(row, h)
         grid = torch.stack([2 * col / max(w - 1, 1) - 1, 2 * row / max(h - 1, 1) - 1], dim=-1)
-        return grid_sample(images, grid.to(dtype), "border", align_corners=True)
+        return grid_sample(images, grid, "border", align_corners=True)
 
     margin = len(wavelet_lowpass(FILTER)) // 4  # pixels of border the downsampling filter reads
     key = str(device)
@@ -139,7 +139,7 @@ def warp(images: Tensor, inverse: Tensor, antialias: bool = True) -> Tensor:
     col = torch.remainder(2 * col + 0.5, period_w)
     row = torch.remainder(2 * row + 0.5, period_h)
     grid = torch.stack([2 * col / period_w - 1, 2 * row / period_h - 1], dim=-1)  # align_corners=True
-    sampled = grid_sample(big, grid.to(dtype), "border", align_corners=True)  # (B, C, 2(H + 2 margin), 2(W + 2 margin))
+    sampled = grid_sample(big, grid, "border", align_corners=True)  # (B, C, 2(H + 2 margin), 2(W + 2 margin))
     return _along_axes(sampled, _matrix("down", (h, margin, FILTER), key).to(dtype),
                        _matrix("down", (w, margin, FILTER), key).to(dtype))
 

@@ -24,11 +24,14 @@ Tensor = torch.Tensor
 
 def grid_sample(images: Tensor, grid: Tensor, padding: str, align_corners: bool) -> Tensor:
     """F.grid_sample(images, grid, "bilinear", padding, align_corners) for padding "border" or
-    "reflection"; see the module's docstring for when the gather version runs."""
+    "reflection"; see the module's docstring for when the gather version runs. Give the grid in
+    fp32 (or fp64): gather keeps its precision; grid_sample gets it in the images' dtype, as it
+    requires."""
     deterministic_gpu = images.is_cuda and torch.are_deterministic_algorithms_enabled()
     if deterministic_gpu or (images.requires_grad and not grid_sample_has_double_backward()):
         return gather_sample(images, grid, padding, align_corners)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding, align_corners=align_corners)
+    return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode=padding,
+                         align_corners=align_corners)
 
 
 @functools.cache
@@ -57,7 +60,10 @@ def gather_sample(images: Tensor, grid: Tensor, padding: str, align_corners: boo
     made from random transforms, not learned)."""
     b, c, h, w = images.shape
     out_h, out_w = grid.shape[1:3]
-    grid = grid.detach().float()
+    grid = grid.detach().to(torch.promote_types(grid.dtype, torch.float32))
+    # a non-finite position would become an out-of-range index (a device-side assert on a GPU):
+    # clip it as grid_sample does
+    grid = torch.nan_to_num(grid, nan=0.0, posinf=1e6, neginf=-1e6)
     x = _pixels(grid[..., 0], w, align_corners)
     y = _pixels(grid[..., 1], h, align_corners)
     if padding == "reflection":
@@ -72,7 +78,7 @@ def gather_sample(images: Tensor, grid: Tensor, padding: str, align_corners: boo
     flat = images.reshape(b, c, h * w)
 
     def tap(row: Tensor, col: Tensor) -> Tensor:
-        index = (row * w + col).view(b, 1, -1).expand(b, c, -1)
+        index = (row * w + col).reshape(b, 1, -1).expand(b, c, -1)
         return flat.gather(2, index).view(b, c, out_h, out_w)
 
     wx, wy = wx.unsqueeze(1), wy.unsqueeze(1)

@@ -28,6 +28,9 @@ class ShiftOnlyBatchNorm(nn.modules.batchnorm._BatchNorm):
         self.reset_running_stats()
         if self.bias is not None:
             nn.init.zeros_(self.bias)
+        if isinstance(self.weight, torch.Tensor):  # the fixed scale (a buffer once __init__ is done)
+            with torch.no_grad():
+                self.weight.fill_(1.0)
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() not in (2, 4):
@@ -56,6 +59,8 @@ def convert_sync_batchnorm(module: nn.Module, process_group=None) -> nn.Module:
         synced.running_mean, synced.running_var = module.running_mean, module.running_var
         synced.num_batches_tracked = module.num_batches_tracked
         return synced.train(module.training)
+    if isinstance(module, nn.SyncBatchNorm):  # converted already
+        return module
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         return nn.SyncBatchNorm.convert_sync_batchnorm(module, process_group)
     for name, child in module.named_children():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 
 import torch
 
@@ -57,15 +58,22 @@ def reproducible(device: torch.device, on: bool):
     the cuBLAS workspace setting they need), cuDNN's deterministic kernels and no autotuner, so one
     seed gives one run and a resumed run matches an unbroken one, as on the CPU. The augmentations'
     resampling follows (augment/sampling.py). warn_only: an op with no deterministic kernel warns
-    rather than stopping a run. The previous settings come back afterwards (the Python API may be
-    one part of a longer program). CPUs need none of this: their kernels are deterministic."""
+    rather than stopping a run. The previous torch settings come back afterwards (the Python API
+    may be one part of a longer program). CPUs need none of this: their kernels are deterministic."""
     if device.type != "cuda" or not on:
         yield
         return
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS first runs
+    if "CUBLAS_WORKSPACE_CONFIG" not in os.environ:
+        # cuBLAS reads it when it first starts in the process; later it no longer applies (it is
+        # left set: cuBLAS cannot take it back either)
+        if torch.cuda.is_initialized():
+            warnings.warn("deterministic: CUDA was in use before training started, so cuBLAS may not be "
+                          "deterministic: set CUBLAS_WORKSPACE_CONFIG=:4096:8 before starting Python")
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
     before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
               torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # a caller's own strict mode stays strict
+    torch.use_deterministic_algorithms(True, warn_only=before[1] if before[0] else True)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
         yield
