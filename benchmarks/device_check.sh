@@ -13,7 +13,7 @@
 #    resume on the GPU, every task, augmentation without host syncs);
 # 3. runs the throughput benchmark on the GPU (64 px RGB, batch 128) and a torchrun on every GPU
 #    (NCCL, SyncBatchNorm);
-# 4. times the README's main job (`gankit train --steps 800`, KID at the end) on the GPU;
+# 4. times the README's main job (`gankit train --steps 800`, start to end) on the GPU;
 # 5. with GANKIT_DEVICE_SUITE=1, the whole suite on the machine's CPUs with the GPU hidden: the
 #    machine's Python (3.12) is newer than CI's (3.11), so this runs the suite on a second Python.
 # Results go to $OUT (or benchmarks/results/device): doctor (with nvidia-smi), test log, throughput JSON,
