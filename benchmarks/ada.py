@@ -27,12 +27,11 @@ import argparse
 import json
 import shutil
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from grid import load_results, per_seed, ratio, result_path, spread
+from grid import load_results, per_seed, ratio, result_path, spread, train_and_score
 
 ARMS = {
     "none": {"mode": "none"},
@@ -70,8 +69,7 @@ def run(arm: str, seed: int, args) -> dict:
     from gankit.config import load_preset
     from gankit.resolve import resolve_config
     from gankit.run import build_run
-    from gankit.metrics import KID_MEAN, KID_STD, compute_metrics, load_feature_extractor
-    from gankit.visualize import save_grid, to_unit_range
+    from gankit.metrics import KID_MEAN, KID_STD, load_feature_extractor
 
     torch.set_num_threads(args.threads)
     train_data, held_out = balanced_split(args.per_class)
@@ -90,18 +88,7 @@ def run(arm: str, seed: int, args) -> dict:
     })
     run = build_run(config, run_dir=run_dir, data=train_data, held_out=held_out,
                     extractor=load_feature_extractor("mnist"))
-    trainer = run.trainer
-    start = time.perf_counter()
-    result = run.train()
-    seconds = time.perf_counter() - start
-    G = trainer.ema.model
-    latents = torch.Generator().manual_seed(1234)
-    scores = compute_metrics(
-        lambda k: to_unit_range(G(torch.randn(k, G.latent_dim, generator=latents)), G.output_range),
-        held_out, "mnist", n=2000, metrics=("kid",), progress=False)
-    grid = to_unit_range(G(torch.randn(64, G.latent_dim, generator=torch.Generator().manual_seed(7))),
-                         G.output_range)
-    save_grid(grid, out / f"samples-{arm}-seed{seed}.png")
+    result, seconds, scores = train_and_score(run, held_out, out / f"samples-{arm}-seed{seed}.png")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "d/sign_real" in r]
     kid_rows = [r for r in rows if "metrics/kid" in r]

@@ -18,12 +18,11 @@ import argparse
 import json
 import shutil
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from grid import load_results, per_seed, result_path, spread
+from grid import load_results, per_seed, result_path, spread, train_and_score
 
 OUT = Path("benchmarks/results/precision")
 ARMS = ("fp32", "bf16")
@@ -32,10 +31,9 @@ ARMS = ("fp32", "bf16")
 def run(arm: str, seed: int, args) -> dict:
     from gankit.config import DataConfig
     from gankit.data import load_dataset
-    from gankit.metrics import KID_MEAN, compute_metrics
+    from gankit.metrics import KID_MEAN
     from gankit.resolve import resolve_config
     from gankit.run import build_run
-    from gankit.visualize import save_grid, to_unit_range
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -49,16 +47,8 @@ def run(arm: str, seed: int, args) -> dict:
                "progress": False, "log_every": 50,
                "sample_every": 10**9, "checkpoint_every": 10**9, "runs_dir": str(out / "runs")}
     run = build_run(resolve_config(options), run_dir=run_dir, data=data)
-    trainer = run.trainer
-    start = time.perf_counter()
-    result = run.train()
-    seconds = time.perf_counter() - start
-    G = trainer.ema.model
-    latents = torch.Generator().manual_seed(1234)
-    kid = compute_metrics(lambda k: to_unit_range(G(torch.randn(k, G.latent_dim, generator=latents)), G.output_range),
-                          data, "mnist", n=2000, metrics=("kid",), progress=False)[KID_MEAN]
-    grid = to_unit_range(G(torch.randn(64, G.latent_dim, generator=torch.Generator().manual_seed(7))), G.output_range)
-    save_grid(grid, out / f"samples-{arm}-seed{seed}.png")
+    result, seconds, scores = train_and_score(run, data, out / f"samples-{arm}-seed{seed}.png")
+    kid = scores[KID_MEAN]
     return {"arm": arm, "seed": seed, "seconds": round(seconds, 1), "steps": result.step, "kid": kid,
             "threads": args.threads, "budget": f"{args.steps} steps" if args.steps else f"{args.seconds:g} s"}
 

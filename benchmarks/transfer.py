@@ -35,12 +35,11 @@ import argparse
 import json
 import shutil
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from grid import load_results, per_seed, ratio, result_path
+from grid import load_results, per_seed, ratio, result_path, train_and_score
 
 OUT = Path("benchmarks/results/transfer")
 SOURCE_CLASSES, TARGET_CLASSES = range(0, 5), range(5, 10)
@@ -87,12 +86,11 @@ def base_options(args, seed: int, out: Path) -> dict:
 
 
 def run(arm: str, seed: int, args) -> dict:
-    from gankit.metrics import KID_MEAN, compute_metrics, load_feature_extractor
+    from gankit.metrics import KID_MEAN, load_feature_extractor
     from gankit.metrics.memorisation import NEAREST, check_memorisation
     from gankit.resolve import resolve_config
     from gankit.run import build_run
     from gankit.transfer import resolve_init
-    from gankit.visualize import save_grid, to_unit_range
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -111,16 +109,8 @@ def run(arm: str, seed: int, args) -> dict:
         options, init = resolve_init(options)
     run = build_run(resolve_config(options), init=init, run_dir=run_dir, data=train_data,
                     held_out=held_out, extractor=load_feature_extractor("mnist"))
-    trainer = run.trainer
-    start = time.perf_counter()
-    result = run.train()
-    seconds = time.perf_counter() - start
-    G = trainer.ema.model
-    latents = torch.Generator().manual_seed(1234)
-    kid = compute_metrics(lambda k: to_unit_range(G(torch.randn(k, G.latent_dim, generator=latents)), G.output_range),
-                          held_out, "mnist", n=2000, metrics=("kid",), progress=False)[KID_MEAN]
-    grid = to_unit_range(G(torch.randn(64, G.latent_dim, generator=torch.Generator().manual_seed(7))), G.output_range)
-    save_grid(grid, out / f"samples-{name}-seed{seed}.png")
+    result, seconds, scores = train_and_score(run, held_out, out / f"samples-{name}-seed{seed}.png")
+    kid = scores[KID_MEAN]
     # does it copy its 50 images? `gankit nearest` on the run, against the images it trained on
     check = check_memorisation(run_dir, n=64, k=3, features="mnist", out=out / f"nearest-{name}-seed{seed}.png",
                                n_reference=len(train_data), train=train_data)
